@@ -1,0 +1,27 @@
+/* Shared pieces of the llm8 command-line tool. */
+#ifndef LLM8_CLI_H
+#define LLM8_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "llm8.h"
+
+int cmd_run(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+
+/* The bundled demo model, used when -m is not given. */
+const char *cli_default_model(void);
+
+/* Option values: each returns false (after printing a one-line error) when the value is bad. */
+bool cli_int(const char *opt, const char *val, long lo, long hi, long *out);
+bool cli_float(const char *opt, const char *val, double lo, double hi, double *out);
+/* Returns argv[*i + 1] and advances *i, or prints "OPT needs a value" and returns NULL. */
+const char *cli_value(int argc, char **argv, int *i);
+
+/* Reads all of a stream into a heap buffer (NUL-terminated; *len excludes the NUL). */
+char *cli_read_all(FILE *f, size_t *len);
+
+#endif

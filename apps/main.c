@@ -1,0 +1,112 @@
+/* llm8: the command-line tool. One subcommand per file; this one dispatches. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "llm8 %s — run Llama-family models on the CPU\n"
+            "\n"
+            "usage: llm8 COMMAND [options]\n"
+            "  run       generate text from a prompt     (llm8 run -m MODEL -p TEXT [-n N] [--temp T] ...)\n"
+            "  info      print a model's architecture    (llm8 info -m MODEL)\n"
+            "  tokenize  print token ids of stdin text   (llm8 tokenize -m DIR [--special] [--bos] [--jsonl])\n"
+            "\n"
+            "MODEL is a Hugging Face folder (config.json, *.safetensors, tokenizer.json, ...).\n"
+            "Without -m, the bundled demo model (stories260K) is used. `llm8 COMMAND --help` for options.\n",
+            llm8_version());
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("llm8 %s\n", llm8_version());
+        return 0;
+    }
+    fprintf(stderr, "llm8: unknown command '%s' (try llm8 --help)\n", cmd);
+    return 2;
+}
+
+/* ---------------------------------------------------------------- helpers shared by commands */
+
+const char *cli_default_model(void) {
+    const char *env = getenv("LLM8_MODEL");
+    if (env && *env) return env;
+#ifdef LLM8_DEFAULT_MODEL_DIR
+    struct stat st;
+    if (stat(LLM8_DEFAULT_MODEL_DIR, &st) == 0) return LLM8_DEFAULT_MODEL_DIR;
+#endif
+    return "models/stories260k";
+}
+
+const char *cli_value(int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "llm8: option %s needs a value\n", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+bool cli_int(const char *opt, const char *val, long lo, long hi, long *out) {
+    if (!val) return false;
+    char *end;
+    errno = 0;
+    long v = strtol(val, &end, 10);
+    if (errno || end == val || *end || v < lo || v > hi) {
+        fprintf(stderr, "llm8: %s expects an integer in [%ld, %ld], got '%s'\n", opt, lo, hi, val);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool cli_float(const char *opt, const char *val, double lo, double hi, double *out) {
+    if (!val) return false;
+    char *end;
+    errno = 0;
+    double v = strtod(val, &end);
+    if (errno || end == val || *end || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "llm8: %s expects a number in [%g, %g], got '%s'\n", opt, lo, hi, val);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+char *cli_read_all(FILE *f, size_t *len) {
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) return NULL;
+    for (;;) {
+        if (n + 4096 + 1 > cap) {
+            char *b = realloc(buf, cap * 2);
+            if (!b) {
+                free(buf);
+                return NULL;
+            }
+            buf = b;
+            cap *= 2;
+        }
+        size_t r = fread(buf + n, 1, 4096, f);
+        n += r;
+        if (r == 0) break;
+    }
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}

@@ -1,0 +1,200 @@
+/*
+ * llm8.h — the public C API of llm8, a CPU runtime for Llama-family models.
+ *
+ * Ownership: every object returned through an out-pointer belongs to the caller and is released
+ * with its matching _free function. A model (weights mapped read-only) may be shared by any
+ * number of threads; a session (KV cache, sampler state, last error) is used by one thread at a
+ * time. Strings passed in are copied when they must outlive the call; strings returned are
+ * borrowed and live as long as the object that returned them.
+ *
+ * Errors: every function that can fail returns an llm8_status. Loaders write a one-line message
+ * into the caller's buffer (err, errcap; both may be 0); sessions keep their last message,
+ * read with llm8_session_last_error(). The library never calls exit() and never prints.
+ */
+#ifndef LLM8_H
+#define LLM8_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define LLM8_API __declspec(dllexport)
+#else
+#define LLM8_API __attribute__((visibility("default")))
+#endif
+
+#define LLM8_VERSION_MAJOR 0
+#define LLM8_VERSION_MINOR 1
+#define LLM8_VERSION_PATCH 0
+
+typedef enum llm8_status {
+    LLM8_STATUS_OK = 0,
+    LLM8_STATUS_INVALID_ARGUMENT, /* a null pointer, a bad id, an out-of-range parameter */
+    LLM8_STATUS_IO_ERROR,         /* a file could not be opened, read, mapped or written */
+    LLM8_STATUS_BAD_FORMAT,       /* a file's contents are corrupt, truncated or inconsistent */
+    LLM8_STATUS_UNSUPPORTED,      /* valid input that llm8 does not handle (architecture, dtype) */
+    LLM8_STATUS_OUT_OF_MEMORY,
+    LLM8_STATUS_CONTEXT_FULL,     /* the tokens do not fit in the session's context */
+    LLM8_STATUS_ABORTED,          /* stopped by the caller */
+} llm8_status;
+
+/* A static English name for a status ("ok", "bad format", ...); never NULL. */
+LLM8_API const char *llm8_status_to_string(llm8_status status);
+LLM8_API const char *llm8_version(void);
+
+/* ---------------------------------------------------------------- tokenizer */
+
+typedef struct llm8_tokenizer llm8_tokenizer;
+
+enum {
+    LLM8_TOKENIZE_ADD_BOS = 1u << 0,       /* prepend BOS if the tokenizer's config asks for it */
+    LLM8_TOKENIZE_PARSE_SPECIAL = 1u << 1, /* match added/special token strings in the text */
+};
+
+/* Loads tokenizer.json and tokenizer_config.json (optional) from a folder. */
+LLM8_API llm8_status llm8_tokenizer_load(const char *dir, llm8_tokenizer **out, char *err, size_t errcap);
+LLM8_API void llm8_tokenizer_free(llm8_tokenizer *tok);
+
+/* Encodes len bytes of UTF-8 text (NUL bytes allowed). Writes at most cap ids; *n_ids receives
+ * the full count, so a call with cap too small returns LLM8_STATUS_INVALID_ARGUMENT and the size
+ * to retry with. Invalid UTF-8 gives LLM8_STATUS_INVALID_ARGUMENT. */
+LLM8_API llm8_status llm8_tokenize(const llm8_tokenizer *tok, const char *text, size_t len, uint32_t flags,
+                                   int32_t *ids, size_t cap, size_t *n_ids);
+LLM8_API int32_t llm8_tokenizer_n_vocab(const llm8_tokenizer *tok);
+LLM8_API int32_t llm8_tokenizer_bos(const llm8_tokenizer *tok); /* -1 when there is none */
+LLM8_API int32_t llm8_tokenizer_eos(const llm8_tokenizer *tok); /* -1 when there is none */
+LLM8_API bool llm8_tokenizer_is_special(const llm8_tokenizer *tok, int32_t id);
+/* The token's vocabulary string as stored (e.g. "▁the", "Ġthe", "<0x0A>"); NULL for a bad id. */
+LLM8_API const char *llm8_tokenizer_piece(const llm8_tokenizer *tok, int32_t id);
+
+/* Streaming decoder: text comes out only in whole UTF-8 characters, so a token that ends inside
+ * a character yields nothing until a later token completes it. */
+typedef struct llm8_decoder llm8_decoder;
+LLM8_API llm8_status llm8_decoder_create(const llm8_tokenizer *tok, bool skip_special, llm8_decoder **out);
+LLM8_API void llm8_decoder_free(llm8_decoder *dec);
+/* Feeds one token; *text and *len receive the newly completed text (borrowed until the next call). */
+LLM8_API llm8_status llm8_decoder_push(llm8_decoder *dec, int32_t id, const char **text, size_t *len);
+/* Ends the stream: bytes still pending (an incomplete character) come out as U+FFFD. */
+LLM8_API llm8_status llm8_decoder_flush(llm8_decoder *dec, const char **text, size_t *len);
+/* True while bytes of an incomplete character are held back. */
+LLM8_API bool llm8_decoder_pending(const llm8_decoder *dec);
+
+/* ---------------------------------------------------------------- model */
+
+typedef struct llm8_model llm8_model;
+
+typedef struct llm8_model_info {
+    char architecture[32];   /* "llama" */
+    char dtype[16];          /* weight storage of the linear layers: "f32", "bf16", "f16", ... */
+    int32_t n_vocab, n_embd, n_ff, n_layer, n_head, n_kv_head, head_dim;
+    int32_t n_ctx_train;     /* max_position_embeddings */
+    float rms_norm_eps, rope_theta;
+    char rope_scaling[16];   /* "none" or "llama3" */
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int32_t rope_original_ctx;
+    bool tied_embeddings;
+    int32_t bos_id;          /* -1 if none */
+    int32_t eos_ids[8];      /* from config.json and generation_config.json, deduplicated */
+    int32_t n_eos;
+    float default_temperature, default_top_p; /* generation_config.json, or 0.8 / 0.95 */
+    uint64_t n_params;
+    uint64_t weight_bytes;   /* bytes of tensor data mapped */
+} llm8_model_info;
+
+/* Loads a Hugging Face model folder (config.json, model.safetensors or shards with
+ * model.safetensors.index.json, tokenizer.json, tokenizer_config.json, generation_config.json).
+ * Weights are mapped, not copied. */
+LLM8_API llm8_status llm8_model_load(const char *path, llm8_model **out, char *err, size_t errcap);
+LLM8_API void llm8_model_free(llm8_model *model);
+LLM8_API const llm8_model_info *llm8_model_get_info(const llm8_model *model);
+/* The model's tokenizer (borrowed; lives as long as the model). */
+LLM8_API const llm8_tokenizer *llm8_model_tokenizer(const llm8_model *model);
+
+/* ---------------------------------------------------------------- sessions and generation */
+
+typedef struct llm8_session llm8_session;
+
+typedef struct llm8_session_params {
+    int32_t n_ctx;            /* context length in tokens; 0 = min(max_position_embeddings, 4096) */
+} llm8_session_params;
+LLM8_API llm8_session_params llm8_session_default_params(void);
+
+LLM8_API llm8_status llm8_session_create(llm8_model *model, const llm8_session_params *params,
+                                         llm8_session **out, char *err, size_t errcap);
+LLM8_API void llm8_session_free(llm8_session *s);
+/* The message of the session's last failure ("" if none). */
+LLM8_API const char *llm8_session_last_error(const llm8_session *s);
+/* Forgets every token in the context. */
+LLM8_API void llm8_session_reset(llm8_session *s);
+LLM8_API int32_t llm8_session_n_past(const llm8_session *s);
+LLM8_API int32_t llm8_session_n_ctx(const llm8_session *s);
+
+/* Appends ids to the context and runs them through the model in one pass. When logits is not
+ * NULL it receives n_vocab floats for the last position; with all_logits, n * n_vocab floats,
+ * one row per position. */
+LLM8_API llm8_status llm8_session_eval(llm8_session *s, const int32_t *ids, size_t n, float *logits,
+                                       bool all_logits);
+
+typedef struct llm8_sampling_params {
+    float temperature;        /* <= 0: greedy */
+    int32_t top_k;            /* <= 0: off */
+    float top_p;              /* >= 1: off */
+    float min_p;              /* <= 0: off */
+    float repeat_penalty;     /* 1: off (divides positive logits, multiplies negative ones) */
+    float frequency_penalty;  /* 0: off (subtracts count * penalty) */
+    float presence_penalty;   /* 0: off (subtracts penalty once per seen token) */
+    int32_t penalty_last_n;   /* window of past tokens the penalties look at; 0: off, -1: context */
+    uint64_t seed;
+} llm8_sampling_params;
+LLM8_API llm8_sampling_params llm8_sampling_default_params(void);
+
+/* Called with each piece of generated text (whole UTF-8 characters). Return false to stop. */
+typedef bool (*llm8_text_callback)(void *user, const char *text, size_t len, int32_t token);
+
+typedef enum llm8_stop_reason {
+    LLM8_STOP_NONE = 0,
+    LLM8_STOP_EOS,         /* an end-of-sequence id was sampled */
+    LLM8_STOP_STRING,      /* a stop string appeared in the output */
+    LLM8_STOP_LENGTH,      /* max_tokens reached */
+    LLM8_STOP_CALLBACK,    /* the callback returned false */
+    LLM8_STOP_CONTEXT,     /* the context is full */
+} llm8_stop_reason;
+
+typedef struct llm8_generate_params {
+    int32_t max_tokens;           /* < 0: until the context is full */
+    bool ignore_eos;              /* keep generating through end-of-sequence ids */
+    bool add_bos;                 /* tokenize the prompt with BOS (when the tokenizer adds one) */
+    bool parse_special;           /* match special-token strings in the prompt */
+    const char *const *stop;      /* stop strings (the text up to them is emitted, not them) */
+    size_t n_stop;
+    llm8_sampling_params sampling;
+} llm8_generate_params;
+LLM8_API llm8_generate_params llm8_generate_default_params(void);
+
+typedef struct llm8_run_stats {
+    int32_t prompt_tokens;
+    double prefill_ms;
+    int32_t generated_tokens;
+    double decode_ms;
+    llm8_stop_reason stop_reason;
+} llm8_run_stats;
+
+/* Tokenizes prompt (UTF-8, len bytes), appends it to the context, and generates. stats may be NULL. */
+LLM8_API llm8_status llm8_session_generate(llm8_session *s, const char *prompt, size_t len,
+                                           const llm8_generate_params *params, llm8_text_callback cb,
+                                           void *user, llm8_run_stats *stats);
+/* The same from token ids. */
+LLM8_API llm8_status llm8_session_generate_ids(llm8_session *s, const int32_t *ids, size_t n,
+                                               const llm8_generate_params *params, llm8_text_callback cb,
+                                               void *user, llm8_run_stats *stats);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LLM8_H */

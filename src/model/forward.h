@@ -1,0 +1,36 @@
+/* The f32 reference transformer: plain scalar C, kept as the oracle for every faster path. */
+#ifndef L8_FORWARD_H
+#define L8_FORWARD_H
+
+#include <stdbool.h>
+
+#include "model/model.h"
+
+/* Per-session state of one forward pass: the KV cache and scratch buffers sized for a batch. */
+typedef struct l8_kv_cache {
+    int32_t n_ctx;
+    int32_t kv_dim; /* n_kv_head * head_dim */
+    float *k;       /* (n_layer, n_ctx, kv_dim) */
+    float *v;       /* (n_layer, n_ctx, kv_dim) */
+} l8_kv_cache;
+
+typedef struct l8_rope {
+    int32_t half;   /* head_dim / 2 */
+    float *inv_freq; /* (half), llama3 scaling applied */
+} l8_rope;
+
+llm8_status l8_rope_init(l8_rope *r, const llm8_model_info *info);
+void l8_rope_free(l8_rope *r);
+
+llm8_status l8_kv_init(l8_kv_cache *kv, const llm8_model_info *info, int32_t n_ctx);
+void l8_kv_free(l8_kv_cache *kv);
+
+/* Runs n tokens at positions pos0..pos0+n-1 through the model, writing their keys and values
+ * into the cache. logits receives (n, n_vocab) when all_logits, else (n_vocab) for the last
+ * position; hidden (may be NULL) receives the final-norm hidden states (n, n_embd).
+ * The caller guarantees pos0 + n <= kv->n_ctx and valid token ids. */
+llm8_status l8_forward_ref(const l8_weights *w, const llm8_model_info *info, const l8_rope *rope,
+                           l8_kv_cache *kv, const int32_t *tokens, int32_t n, int32_t pos0, float *logits,
+                           bool all_logits, float *hidden);
+
+#endif

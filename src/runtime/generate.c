@@ -1,0 +1,257 @@
+/* Generation: prompt in, streamed text out, with sampling, end tokens, stop strings and limits. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "runtime/runtime.h"
+#include "sample/sampler.h"
+#include "util/utf8.h"
+
+llm8_sampling_params llm8_sampling_default_params(void) {
+    return (llm8_sampling_params){.temperature = 0.8f,
+                                  .top_k = 40,
+                                  .top_p = 0.95f,
+                                  .min_p = 0.05f,
+                                  .repeat_penalty = 1.0f,
+                                  .frequency_penalty = 0.0f,
+                                  .presence_penalty = 0.0f,
+                                  .penalty_last_n = 64,
+                                  .seed = 0};
+}
+
+llm8_generate_params llm8_generate_default_params(void) {
+    return (llm8_generate_params){.max_tokens = -1,
+                                  .ignore_eos = false,
+                                  .add_bos = true,
+                                  .parse_special = false,
+                                  .stop = NULL,
+                                  .n_stop = 0,
+                                  .sampling = llm8_sampling_default_params()};
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* ---------------------------------------------------------------- stop strings */
+
+/* Text waits here until it cannot be the start of a stop string. */
+typedef struct outbuf {
+    char *data;
+    size_t len, cap;
+} outbuf;
+
+static bool outbuf_append(outbuf *b, const char *s, size_t n) {
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n) cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (!d) return false;
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    return true;
+}
+
+/* Finds the earliest complete stop string in b; returns its offset or -1. */
+static long find_stop(const outbuf *b, const llm8_generate_params *p) {
+    long best = -1;
+    for (size_t i = 0; i < p->n_stop; i++) {
+        size_t sl = strlen(p->stop[i]);
+        if (sl == 0 || sl > b->len) continue;
+        for (size_t at = 0; at + sl <= b->len; at++)
+            if (memcmp(b->data + at, p->stop[i], sl) == 0) {
+                if (best < 0 || (long)at < best) best = (long)at;
+                break;
+            }
+    }
+    return best;
+}
+
+/* Length of the longest suffix of b that is a proper prefix of some stop string. */
+static size_t stop_prefix_tail(const outbuf *b, const llm8_generate_params *p) {
+    size_t hold = 0;
+    for (size_t i = 0; i < p->n_stop; i++) {
+        size_t sl = strlen(p->stop[i]);
+        for (size_t k = sl > 1 ? sl - 1 : 0; k > hold; k--)
+            if (k <= b->len && memcmp(b->data + b->len - k, p->stop[i], k) == 0) {
+                hold = k;
+                break;
+            }
+    }
+    return hold;
+}
+
+typedef struct emitter {
+    llm8_text_callback cb;
+    void *user;
+    bool stopped; /* the callback asked to stop */
+} emitter;
+
+static void emit(emitter *em, outbuf *b, size_t n, int32_t token) {
+    if (n == 0) return;
+    if (em->cb && !em->stopped && !em->cb(em->user, b->data, n, token)) em->stopped = true;
+    memmove(b->data, b->data + n, b->len - n);
+    b->len -= n;
+}
+
+/* ---------------------------------------------------------------- the loop */
+
+static bool is_end_token(const llm8_model *m, int32_t id) {
+    for (int32_t i = 0; i < m->info.n_eos; i++)
+        if (m->info.eos_ids[i] == id) return true;
+    /* Base models trained on concatenated documents (llama2.c's stories among them) end a
+     * document by predicting BOS: a generated BOS ends the text just as EOS does. */
+    return id == m->info.bos_id;
+}
+
+llm8_status llm8_session_generate_ids(llm8_session *s, const int32_t *ids, size_t n, const llm8_generate_params *params,
+                                      llm8_text_callback cb, void *user, llm8_run_stats *stats) {
+    if (!s) return LLM8_STATUS_INVALID_ARGUMENT;
+    llm8_generate_params p = params ? *params : llm8_generate_default_params();
+    const llm8_model *m = s->model;
+    llm8_run_stats rs = {0};
+    if (n == 0 && s->n_past == 0)
+        return l8_session_fail(s, LLM8_STATUS_INVALID_ARGUMENT, "empty prompt and empty context: nothing to continue");
+    if (n >= (size_t)(s->n_ctx - s->n_past))
+        return l8_session_fail(s, LLM8_STATUS_CONTEXT_FULL,
+                               "the prompt is %zu tokens but the context has room for %d more (n_ctx %d)", n,
+                               s->n_ctx - s->n_past - 1, s->n_ctx);
+
+    l8_sampler sampler;
+    if (l8_sampler_init(&sampler, &p.sampling, m->info.n_vocab, s->n_ctx))
+        return l8_session_fail(s, LLM8_STATUS_OUT_OF_MEMORY, "out of memory (sampler)");
+    llm8_decoder *dec = NULL;
+    if (llm8_decoder_create(m->tok, true, &dec)) {
+        l8_sampler_free(&sampler);
+        return l8_session_fail(s, LLM8_STATUS_OUT_OF_MEMORY, "out of memory (decoder)");
+    }
+    /* The decoder sees the context first (its text discarded) so that the continuation decodes
+     * as decode(context + new) minus decode(context): SentencePiece's leading-space strip then
+     * applies only at the true start of the text. */
+    const char *piece;
+    size_t plen;
+    for (int32_t i = 0; i < s->n_past; i++) {
+        l8_sampler_accept(&sampler, s->tokens[i]);
+        llm8_decoder_push(dec, s->tokens[i], &piece, &plen);
+    }
+    for (size_t i = 0; i < n; i++) {
+        l8_sampler_accept(&sampler, ids[i]);
+        if (ids[i] >= 0 && ids[i] < m->info.n_vocab) llm8_decoder_push(dec, ids[i], &piece, &plen);
+    }
+
+    llm8_status st = LLM8_STATUS_OK;
+    outbuf out = {0};
+    emitter em = {cb, user, false};
+    float *logits = malloc((size_t)m->info.n_vocab * sizeof(float));
+    if (!logits) {
+        st = l8_session_fail(s, LLM8_STATUS_OUT_OF_MEMORY, "out of memory (logits)");
+        goto done;
+    }
+
+    double t0 = now_ms();
+    if (n > 0) {
+        st = llm8_session_eval(s, ids, n, logits, false);
+        if (st) goto done;
+    } else {
+        memcpy(logits, s->logits, (size_t)m->info.n_vocab * sizeof(float));
+    }
+    rs.prompt_tokens = (int32_t)n;
+    rs.prefill_ms = now_ms() - t0;
+
+    double t1 = now_ms();
+    for (;;) {
+        if (p.max_tokens >= 0 && rs.generated_tokens >= p.max_tokens) {
+            rs.stop_reason = LLM8_STOP_LENGTH;
+            break;
+        }
+        int32_t tok = l8_sampler_sample(&sampler, logits);
+        if (!p.ignore_eos && is_end_token(m, tok)) {
+            rs.stop_reason = LLM8_STOP_EOS;
+            break;
+        }
+        rs.generated_tokens++;
+        l8_sampler_accept(&sampler, tok);
+
+        llm8_decoder_push(dec, tok, &piece, &plen);
+        if (!outbuf_append(&out, piece, plen)) {
+            st = l8_session_fail(s, LLM8_STATUS_OUT_OF_MEMORY, "out of memory (output)");
+            break;
+        }
+        long at = find_stop(&out, &p);
+        if (at >= 0) {
+            emit(&em, &out, (size_t)at, tok);
+            out.len = 0;
+            rs.stop_reason = LLM8_STOP_STRING;
+            break;
+        }
+        emit(&em, &out, out.len - stop_prefix_tail(&out, &p), tok);
+        if (em.stopped) {
+            rs.stop_reason = LLM8_STOP_CALLBACK;
+            break;
+        }
+        if (s->n_past >= s->n_ctx) {
+            rs.stop_reason = LLM8_STOP_CONTEXT;
+            break;
+        }
+        /* The sampled token enters the context only when another is to follow it. */
+        if (p.max_tokens >= 0 && rs.generated_tokens >= p.max_tokens) {
+            rs.stop_reason = LLM8_STOP_LENGTH;
+            break;
+        }
+        st = llm8_session_eval(s, &tok, 1, logits, false);
+        if (st) break;
+    }
+    if (!st && rs.stop_reason != LLM8_STOP_STRING && rs.stop_reason != LLM8_STOP_CALLBACK) {
+        const char *tail;
+        size_t tlen;
+        llm8_decoder_flush(dec, &tail, &tlen);
+        if (outbuf_append(&out, tail, tlen)) emit(&em, &out, out.len, -1);
+    }
+    rs.decode_ms = now_ms() - t1;
+
+done:
+    free(logits);
+    free(out.data);
+    llm8_decoder_free(dec);
+    l8_sampler_free(&sampler);
+    if (stats) *stats = rs;
+    return st;
+}
+
+llm8_status llm8_session_generate(llm8_session *s, const char *prompt, size_t len, const llm8_generate_params *params,
+                                  llm8_text_callback cb, void *user, llm8_run_stats *stats) {
+    if (!s) return LLM8_STATUS_INVALID_ARGUMENT;
+    if (!prompt && len) return l8_session_fail(s, LLM8_STATUS_INVALID_ARGUMENT, "null prompt");
+    llm8_generate_params p = params ? *params : llm8_generate_default_params();
+    size_t bad;
+    if (len && !l8_utf8_valid(prompt, len, &bad))
+        return l8_session_fail(s, LLM8_STATUS_INVALID_ARGUMENT, "prompt: invalid UTF-8 at byte %zu", bad);
+    uint32_t flags = (p.add_bos && s->n_past == 0 ? LLM8_TOKENIZE_ADD_BOS : 0) |
+                     (p.parse_special ? LLM8_TOKENIZE_PARSE_SPECIAL : 0);
+    size_t cap = len + 8, n = 0;
+    int32_t *ids = malloc(cap * sizeof(int32_t));
+    if (!ids) return l8_session_fail(s, LLM8_STATUS_OUT_OF_MEMORY, "out of memory (prompt)");
+    llm8_status st = llm8_tokenize(s->model->tok, prompt ? prompt : "", len, flags, ids, cap, &n);
+    if (st == LLM8_STATUS_INVALID_ARGUMENT && n > cap) { /* more ids than bytes + 8: retry at size */
+        int32_t *more = realloc(ids, n * sizeof(int32_t));
+        if (!more) {
+            free(ids);
+            return l8_session_fail(s, LLM8_STATUS_OUT_OF_MEMORY, "out of memory (prompt)");
+        }
+        ids = more;
+        cap = n;
+        st = llm8_tokenize(s->model->tok, prompt ? prompt : "", len, flags, ids, cap, &n);
+    }
+    if (st) {
+        free(ids);
+        return l8_session_fail(s, st, "prompt: tokenization failed (%s)", llm8_status_to_string(st));
+    }
+    st = llm8_session_generate_ids(s, ids, n, &p, cb, user, stats);
+    free(ids);
+    return st;
+}

@@ -1,0 +1,31 @@
+/* Internal layout of the public handles, shared by the runtime's files. */
+#ifndef L8_RUNTIME_H
+#define L8_RUNTIME_H
+
+#include "format/safetensors.h"
+#include "model/forward.h"
+#include "model/model.h"
+
+struct llm8_model {
+    llm8_model_info info;
+    l8_safetensors *st;  /* the mapped weight files */
+    l8_weights w;        /* views into st */
+    llm8_tokenizer *tok;
+    l8_rope rope;
+};
+
+struct llm8_session {
+    llm8_model *model;
+    int32_t n_ctx;
+    l8_kv_cache kv;
+    int32_t *tokens;     /* (n_ctx) the ids in the context */
+    int32_t n_past;
+    float *logits;       /* (n_vocab) of the last evaluated position */
+    char last_error[512];
+};
+
+/* Records a message as the session's last error and returns st. */
+llm8_status l8_session_fail(llm8_session *s, llm8_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif
