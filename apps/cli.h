@@ -10,7 +10,9 @@
 
 int cmd_run(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
 
 /* The bundled demo model, used when -m is not given. */
 const char *cli_default_model(void);

@@ -14,7 +14,9 @@ static void usage(FILE *f) {
             "usage: llm8 COMMAND [options]\n"
             "  run       generate text from a prompt     (llm8 run -m MODEL -p TEXT [-n N] [--temp T] ...)\n"
             "  info      print a model's architecture    (llm8 info -m MODEL)\n"
+            "  convert   quantize into one llm8 file     (llm8 convert SRC -o OUT.gguf --quant w8a8)\n"
             "  tokenize  print token ids of stdin text   (llm8 tokenize -m DIR [--special] [--bos] [--jsonl])\n"
+            "  perplexity score a text file              (llm8 perplexity -m MODEL -f TEXT [--ctx N] [--docs] [--ref REF] [--json])\n"
             "\n"
             "MODEL is a Hugging Face folder (config.json, *.safetensors, tokenizer.json, ...).\n"
             "Without -m, the bundled demo model (stories260K) is used. `llm8 COMMAND --help` for options.\n",
@@ -29,7 +31,9 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1];
     if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "perplexity")) return cmd_perplexity(argc - 1, argv + 1);
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
         usage(stdout);
         return 0;

@@ -10,8 +10,9 @@
 typedef struct l8_kv_cache {
     int32_t n_ctx;
     int32_t kv_dim; /* n_kv_head * head_dim */
-    float *k;       /* (n_layer, n_ctx, kv_dim) */
-    float *v;       /* (n_layer, n_ctx, kv_dim) */
+    bool f16;       /* elements are IEEE half (uint16_t) instead of float */
+    void *k;        /* (n_layer, n_ctx, kv_dim) */
+    void *v;        /* (n_layer, n_ctx, kv_dim) */
 } l8_kv_cache;
 
 typedef struct l8_rope {
@@ -19,10 +20,12 @@ typedef struct l8_rope {
     float *inv_freq; /* (half), llama3 scaling applied */
 } l8_rope;
 
-llm8_status l8_rope_init(l8_rope *r, const llm8_model_info *info);
+/* freq_factors (may be NULL): llama.cpp-style divisors of each frequency (a model file's
+ * rope_freqs tensor); without them, llama3 scaling is computed from info. */
+llm8_status l8_rope_init(l8_rope *r, const llm8_model_info *info, const float *freq_factors);
 void l8_rope_free(l8_rope *r);
 
-llm8_status l8_kv_init(l8_kv_cache *kv, const llm8_model_info *info, int32_t n_ctx);
+llm8_status l8_kv_init(l8_kv_cache *kv, const llm8_model_info *info, int32_t n_ctx, bool f16);
 void l8_kv_free(l8_kv_cache *kv);
 
 /* Runs n tokens at positions pos0..pos0+n-1 through the model, writing their keys and values

@@ -11,17 +11,22 @@
 #include <string.h>
 
 #include "model/forward.h"
+#include "quant/quant.h"
 
 /* ---------------------------------------------------------------- RoPE tables */
 
-llm8_status l8_rope_init(l8_rope *r, const llm8_model_info *info) {
+llm8_status l8_rope_init(l8_rope *r, const llm8_model_info *info, const float *freq_factors) {
     int32_t half = info->head_dim / 2;
     r->half = half;
     r->inv_freq = malloc((size_t)half * sizeof(float));
     if (!r->inv_freq) return LLM8_STATUS_OUT_OF_MEMORY;
     for (int32_t i = 0; i < half; i++) {
         double f = 1.0 / pow((double)info->rope_theta, (2.0 * i) / (double)info->head_dim);
-        if (strcmp(info->rope_scaling, "llama3") == 0) {
+        if (freq_factors) {
+            float div;
+            memcpy(&div, freq_factors + i, sizeof div); /* file data: no alignment promise */
+            f = div > 0 ? f / div : f;
+        } else if (strcmp(info->rope_scaling, "llama3") == 0) {
             /* Llama 3.1 long-context rule: long wavelengths are slowed by `factor`, short ones
              * kept, and the band between is interpolated smoothly. */
             double lo_wavelen = info->rope_original_ctx / (double)info->rope_low_freq_factor;
@@ -58,18 +63,32 @@ static void rope_apply(const l8_rope *r, float *head, int32_t pos) {
 
 /* ---------------------------------------------------------------- KV cache */
 
-llm8_status l8_kv_init(l8_kv_cache *kv, const llm8_model_info *info, int32_t n_ctx) {
+llm8_status l8_kv_init(l8_kv_cache *kv, const llm8_model_info *info, int32_t n_ctx, bool f16) {
     kv->n_ctx = n_ctx;
     kv->kv_dim = info->n_kv_head * info->head_dim;
-    size_t n = (size_t)info->n_layer * (size_t)n_ctx * (size_t)kv->kv_dim;
+    kv->f16 = f16;
+    size_t n = (size_t)info->n_layer * (size_t)n_ctx * (size_t)kv->kv_dim, el = f16 ? 2 : 4;
     /* calloc of large blocks maps fresh zero pages: memory is touched only as the context grows */
-    kv->k = calloc(n, sizeof(float));
-    kv->v = calloc(n, sizeof(float));
+    kv->k = calloc(n, el);
+    kv->v = calloc(n, el);
     if (!kv->k || !kv->v) {
         l8_kv_free(kv);
         return LLM8_STATUS_OUT_OF_MEMORY;
     }
     return LLM8_STATUS_OK;
+}
+
+/* Element i of the cache as f32, and storing one. */
+static inline float kv_get(const l8_kv_cache *kv, const void *base, size_t i) {
+    return kv->f16 ? l8_f16_to_f32(((const uint16_t *)base)[i]) : ((const float *)base)[i];
+}
+
+static void kv_put(const l8_kv_cache *kv, void *base, size_t at, const float *x, int32_t n) {
+    if (kv->f16) {
+        for (int32_t i = 0; i < n; i++) ((uint16_t *)base)[at + i] = l8_f32_to_f16(x[i]);
+    } else {
+        memcpy((float *)base + at, x, (size_t)n * sizeof(float));
+    }
 }
 
 void l8_kv_free(l8_kv_cache *kv) {
@@ -80,20 +99,38 @@ void l8_kv_free(l8_kv_cache *kv) {
 
 /* ---------------------------------------------------------------- building blocks */
 
+typedef struct l8_qbuf {
+    int8_t *q; /* (n, widest padded input) activations quantized per token */
+    float *s;  /* (n) their scales */
+} l8_qbuf;
+
 static float dot_f32(const float *a, const float *b, int64_t n) {
     float s = 0.0f;
     for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
     return s;
 }
 
-/* out (n, rows) = x (n, cols) . W^T for W (rows, cols); each weight row is widened once and
- * serves all n tokens. */
-static void matmul(float *out, const float *x, const l8_tensor *w, int32_t n, float *row) {
+/* out (n, rows) = x (n, cols) . W^T for W (rows, cols). Float weights: each row is widened once
+ * and serves all n tokens. Quantized weights: x is quantized to int8 per token, as the fast
+ * kernels do, and the scalar reference int8 matmul runs. */
+static void matmul(float *out, const float *x, const l8_tensor *w, int32_t n, float *row, l8_qbuf *qb) {
     int64_t rows = w->shape[0], cols = w->shape[1];
+    if (w->dtype == L8_DTYPE_Q8 || w->dtype == L8_DTYPE_Q4) {
+        int64_t kp = l8_q_cols_padded(w->dtype, cols);
+        l8_q_quantize_act_ref(x, n, cols, kp, qb->q, qb->s);
+        l8_q_matmul_ref(out, qb->q, qb->s, n, w);
+        return;
+    }
     for (int64_t r = 0; r < rows; r++) {
         l8_tensor_row_f32(w, r, row);
         for (int32_t t = 0; t < n; t++) out[(size_t)t * rows + r] = dot_f32(row, x + (size_t)t * cols, cols);
     }
+}
+
+/* A row of the embedding table as f32, whatever its storage. */
+static void embedding_row(const l8_tensor *t, int32_t id, float *out) {
+    if (t->dtype == L8_DTYPE_Q8 || t->dtype == L8_DTYPE_Q4) l8_q_dequantize_row(t, id, out);
+    else l8_tensor_row_f32(t, id, out);
 }
 
 static void rmsnorm(float *out, const float *x, const l8_tensor *w, int32_t dim, float eps, float *wrow) {
@@ -119,12 +156,13 @@ typedef struct scratch {
     float *gate;   /* (n, n_ff) */
     float *up;     /* (n, n_ff) */
     float *scores; /* (n_ctx) */
-    float *row;    /* (max(n_embd, n_ff, q_dim)) one widened weight row */
+    float *row;    /* (widest) one widened weight row, or a K/V row */
+    l8_qbuf qb;
 } scratch;
 
 static void scratch_free(scratch *s) {
-    float **p = (float **)s;
-    for (size_t i = 0; i < sizeof *s / sizeof(float *); i++) free(p[i]);
+    void *all[] = {s->x, s->xn, s->q, s->k, s->v, s->att, s->proj, s->gate, s->up, s->scores, s->row, s->qb.q, s->qb.s};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) free(all[i]);
 }
 
 static bool scratch_alloc(scratch *s, const llm8_model_info *m, int32_t n, int32_t n_ctx) {
@@ -132,40 +170,42 @@ static bool scratch_alloc(scratch *s, const llm8_model_info *m, int32_t n, int32
     size_t widest = (size_t)m->n_embd;
     if ((size_t)m->n_ff > widest) widest = (size_t)m->n_ff;
     if (q_dim > widest) widest = q_dim;
-    memset(s, 0, sizeof *s);
-    s->x = malloc((size_t)n * m->n_embd * sizeof(float));
-    s->xn = malloc((size_t)n * m->n_embd * sizeof(float));
-    s->q = malloc((size_t)n * q_dim * sizeof(float));
-    s->k = malloc((size_t)n * kv_dim * sizeof(float));
-    s->v = malloc((size_t)n * kv_dim * sizeof(float));
-    s->att = malloc((size_t)n * q_dim * sizeof(float));
-    s->proj = malloc((size_t)n * m->n_embd * sizeof(float));
-    s->gate = malloc((size_t)n * m->n_ff * sizeof(float));
-    s->up = malloc((size_t)n * m->n_ff * sizeof(float));
-    s->scores = malloc((size_t)n_ctx * sizeof(float));
-    s->row = malloc(widest * sizeof(float));
-    float **p = (float **)s;
-    for (size_t i = 0; i < sizeof *s / sizeof(float *); i++)
-        if (!p[i]) {
-            scratch_free(s);
-            return false;
-        }
-    return true;
+    size_t fl = sizeof(float);
+    s->x = malloc((size_t)n * m->n_embd * fl);
+    s->xn = malloc((size_t)n * m->n_embd * fl);
+    s->q = malloc((size_t)n * q_dim * fl);
+    s->k = malloc((size_t)n * kv_dim * fl);
+    s->v = malloc((size_t)n * kv_dim * fl);
+    s->att = malloc((size_t)n * q_dim * fl);
+    s->proj = malloc((size_t)n * m->n_embd * fl);
+    s->gate = malloc((size_t)n * m->n_ff * fl);
+    s->up = malloc((size_t)n * m->n_ff * fl);
+    s->scores = malloc((size_t)n_ctx * fl);
+    s->row = malloc(widest * fl);
+    s->qb.q = malloc((size_t)n * (widest + 8));
+    s->qb.s = malloc((size_t)n * fl);
+    if (s->x && s->xn && s->q && s->k && s->v && s->att && s->proj && s->gate && s->up && s->scores && s->row &&
+        s->qb.q && s->qb.s)
+        return true;
+    scratch_free(s);
+    return false;
 }
 
 /* Causal attention of token t (at absolute position pos) over cache positions 0..pos. */
 static void attend(float *out, const float *q, const l8_kv_cache *kv, int32_t layer, int32_t pos,
                    const llm8_model_info *m, float *scores) {
     int32_t hd = m->head_dim, group = m->n_head / m->n_kv_head;
-    const float *kl = kv->k + (size_t)layer * kv->n_ctx * kv->kv_dim;
-    const float *vl = kv->v + (size_t)layer * kv->n_ctx * kv->kv_dim;
+    size_t layer0 = (size_t)layer * kv->n_ctx * kv->kv_dim;
     float scale = 1.0f / sqrtf((float)hd);
     for (int32_t h = 0; h < m->n_head; h++) {
         int32_t kvh = h / group; /* repeat_kv: query heads [kvh*group, (kvh+1)*group) share a K/V head */
         const float *qh = q + (size_t)h * hd;
         float maxs = -INFINITY;
         for (int32_t p = 0; p <= pos; p++) {
-            scores[p] = dot_f32(qh, kl + (size_t)p * kv->kv_dim + (size_t)kvh * hd, hd) * scale;
+            size_t at = layer0 + (size_t)p * kv->kv_dim + (size_t)kvh * hd;
+            float d = 0.0f;
+            for (int32_t i = 0; i < hd; i++) d += qh[i] * kv_get(kv, kv->k, at + i);
+            scores[p] = d * scale;
             if (scores[p] > maxs) maxs = scores[p];
         }
         float sum = 0.0f;
@@ -177,8 +217,8 @@ static void attend(float *out, const float *q, const l8_kv_cache *kv, int32_t la
         memset(oh, 0, (size_t)hd * sizeof(float));
         for (int32_t p = 0; p <= pos; p++) {
             float a = scores[p] / sum;
-            const float *vp = vl + (size_t)p * kv->kv_dim + (size_t)kvh * hd;
-            for (int32_t i = 0; i < hd; i++) oh[i] += a * vp[i];
+            size_t at = layer0 + (size_t)p * kv->kv_dim + (size_t)kvh * hd;
+            for (int32_t i = 0; i < hd; i++) oh[i] += a * kv_get(kv, kv->v, at + i);
         }
     }
 }
@@ -186,41 +226,41 @@ static void attend(float *out, const float *q, const l8_kv_cache *kv, int32_t la
 llm8_status l8_forward_ref(const l8_weights *w, const llm8_model_info *m, const l8_rope *rope,
                            l8_kv_cache *kv, const int32_t *tokens, int32_t n, int32_t pos0, float *logits,
                            bool all_logits, float *hidden) {
-    scratch s;
+    scratch s = {0};
     if (!scratch_alloc(&s, m, n, kv->n_ctx)) return LLM8_STATUS_OUT_OF_MEMORY;
     int32_t dim = m->n_embd, hd = m->head_dim, q_dim = m->n_head * hd, kv_dim = kv->kv_dim, ff = m->n_ff;
 
-    for (int32_t t = 0; t < n; t++) l8_tensor_row_f32(&w->tok_embd, tokens[t], s.x + (size_t)t * dim);
+    for (int32_t t = 0; t < n; t++) embedding_row(&w->tok_embd, tokens[t], s.x + (size_t)t * dim);
 
     for (int32_t l = 0; l < m->n_layer; l++) {
         const l8_layer *L = &w->layers[l];
         /* attention block */
         for (int32_t t = 0; t < n; t++)
             rmsnorm(s.xn + (size_t)t * dim, s.x + (size_t)t * dim, &L->attn_norm, dim, m->rms_norm_eps, s.row);
-        matmul(s.q, s.xn, &L->wq, n, s.row);
-        matmul(s.k, s.xn, &L->wk, n, s.row);
-        matmul(s.v, s.xn, &L->wv, n, s.row);
+        matmul(s.q, s.xn, &L->wq, n, s.row, &s.qb);
+        matmul(s.k, s.xn, &L->wk, n, s.row, &s.qb);
+        matmul(s.v, s.xn, &L->wv, n, s.row, &s.qb);
         for (int32_t t = 0; t < n; t++) {
             int32_t pos = pos0 + t;
             for (int32_t h = 0; h < m->n_head; h++) rope_apply(rope, s.q + (size_t)t * q_dim + (size_t)h * hd, pos);
             for (int32_t h = 0; h < m->n_kv_head; h++)
                 rope_apply(rope, s.k + (size_t)t * kv_dim + (size_t)h * hd, pos);
             size_t at = ((size_t)l * kv->n_ctx + (size_t)pos) * kv_dim;
-            memcpy(kv->k + at, s.k + (size_t)t * kv_dim, (size_t)kv_dim * sizeof(float));
-            memcpy(kv->v + at, s.v + (size_t)t * kv_dim, (size_t)kv_dim * sizeof(float));
+            kv_put(kv, kv->k, at, s.k + (size_t)t * kv_dim, kv_dim);
+            kv_put(kv, kv->v, at, s.v + (size_t)t * kv_dim, kv_dim);
         }
         for (int32_t t = 0; t < n; t++)
             attend(s.att + (size_t)t * q_dim, s.q + (size_t)t * q_dim, kv, l, pos0 + t, m, s.scores);
-        matmul(s.proj, s.att, &L->wo, n, s.row);
+        matmul(s.proj, s.att, &L->wo, n, s.row, &s.qb);
         for (size_t i = 0; i < (size_t)n * dim; i++) s.x[i] += s.proj[i];
 
         /* MLP block: down(silu(gate(x)) * up(x)) */
         for (int32_t t = 0; t < n; t++)
             rmsnorm(s.xn + (size_t)t * dim, s.x + (size_t)t * dim, &L->ffn_norm, dim, m->rms_norm_eps, s.row);
-        matmul(s.gate, s.xn, &L->w_gate, n, s.row);
-        matmul(s.up, s.xn, &L->w_up, n, s.row);
+        matmul(s.gate, s.xn, &L->w_gate, n, s.row, &s.qb);
+        matmul(s.up, s.xn, &L->w_up, n, s.row, &s.qb);
         for (size_t i = 0; i < (size_t)n * ff; i++) s.gate[i] = silu(s.gate[i]) * s.up[i];
-        matmul(s.proj, s.gate, &L->w_down, n, s.row);
+        matmul(s.proj, s.gate, &L->w_down, n, s.row, &s.qb);
         for (size_t i = 0; i < (size_t)n * dim; i++) s.x[i] += s.proj[i];
     }
 
@@ -229,9 +269,9 @@ llm8_status l8_forward_ref(const l8_weights *w, const llm8_model_info *m, const 
     if (hidden) memcpy(hidden, s.xn, (size_t)n * dim * sizeof(float));
     if (logits) {
         if (all_logits) {
-            matmul(logits, s.xn, &w->output, n, s.row);
+            matmul(logits, s.xn, &w->output, n, s.row, &s.qb);
         } else {
-            matmul(logits, s.xn + (size_t)(n - 1) * dim, &w->output, 1, s.row);
+            matmul(logits, s.xn + (size_t)(n - 1) * dim, &w->output, 1, s.row, &s.qb);
         }
     }
     scratch_free(&s);

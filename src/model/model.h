@@ -3,6 +3,8 @@
 #define L8_MODEL_H
 
 #include "llm8.h"
+#include <stdbool.h>
+
 #include "model/tensor.h"
 
 typedef struct l8_layer {
@@ -23,5 +25,11 @@ typedef struct l8_weights {
     l8_tensor output;    /* (n_vocab, n_embd); the same data as tok_embd when tied */
     l8_layer *layers;    /* n_layer entries, owned */
 } l8_weights;
+
+/* Quantized models keep an f16 KV cache; float models an f32 one, so that the reference path
+ * stays exact. */
+static inline bool l8_weights_quantized(const l8_weights *w) {
+    return w->layers && (w->layers[0].wq.dtype == L8_DTYPE_Q8 || w->layers[0].wq.dtype == L8_DTYPE_Q4);
+}
 
 #endif

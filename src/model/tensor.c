@@ -8,6 +8,8 @@ const char *l8_dtype_name(l8_dtype t) {
     case L8_DTYPE_F32: return "f32";
     case L8_DTYPE_F16: return "f16";
     case L8_DTYPE_BF16: return "bf16";
+    case L8_DTYPE_Q8: return "q8";
+    case L8_DTYPE_Q4: return "q4";
     default: return "?";
     }
 }

@@ -9,20 +9,25 @@ typedef enum l8_dtype {
     L8_DTYPE_F32 = 0,
     L8_DTYPE_F16,
     L8_DTYPE_BF16,
+    L8_DTYPE_Q8, /* int8 symmetric, one f32 scale per group of `group` inputs; tiled (src/quant/quant.h) */
+    L8_DTYPE_Q4, /* int4 symmetric in groups of 32, one f16 scale per group; tiled (src/quant/quant.h) */
     L8_DTYPE_COUNT
 } l8_dtype;
 
 const char *l8_dtype_name(l8_dtype t);
-size_t l8_dtype_size(l8_dtype t); /* bytes per element */
+size_t l8_dtype_size(l8_dtype t); /* bytes per element of the float types; 0 for quantized ones */
 
 /* Shapes follow PyTorch: a linear weight is [out_features, in_features], row-major, so
  * shape[0] rows of shape[1] elements. A vector has ndim 1. */
 typedef struct l8_tensor {
     l8_dtype dtype;
     int ndim;
-    int64_t shape[4];
+    int64_t shape[4];     /* logical shape: [rows (out), cols (in)] for a matrix */
     const void *data;
     size_t nbytes;
+    /* quantized types only */
+    const void *scales;   /* Q8: f32, Q4: f16; layout in src/quant/quant.h */
+    int32_t group;        /* inputs per scale (Q8: 32..cols; Q4: 32) */
 } l8_tensor;
 
 static inline int64_t l8_tensor_nelem(const l8_tensor *t) {

@@ -8,6 +8,7 @@
 #include "format/hf_config.h"
 #include "format/hf_weights.h"
 #include "runtime/runtime.h"
+#include "format/llm8_file.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
@@ -16,6 +17,7 @@ void llm8_model_free(llm8_model *m) {
     l8_rope_free(&m->rope);
     l8_weights_free(&m->w);
     if (m->st) l8_st_close(m->st);
+    l8_llm8_close(&m->file);
     llm8_tokenizer_free(m->tok);
     free(m);
 }
@@ -39,6 +41,18 @@ static llm8_status load_hf_folder(llm8_model *m, const char *dir, l8_err *e) {
     return LLM8_STATUS_OK;
 }
 
+static llm8_status load_llm8_file(llm8_model *m, const char *path, l8_err *e) {
+    llm8_status st = l8_llm8_open(path, &m->file, &m->info, &m->w, e);
+    if (st) return st;
+    st = l8_tokenizer_from_json(m->file.tokenizer_json, m->file.tokenizer_json_len, m->file.tokenizer_config_json,
+                                m->file.tokenizer_config_json_len, path, &m->tok, e);
+    if (st) return st;
+    if (llm8_tokenizer_n_vocab(m->tok) > m->info.n_vocab)
+        return l8_fail(e, LLM8_STATUS_BAD_FORMAT, "%s: the tokenizer has %d tokens but the model's vocabulary is %d",
+                       path, llm8_tokenizer_n_vocab(m->tok), m->info.n_vocab);
+    return LLM8_STATUS_OK;
+}
+
 llm8_status llm8_model_load(const char *path, llm8_model **out, char *err, size_t errcap) {
     l8_err e = {""};
     llm8_status st;
@@ -56,9 +70,9 @@ llm8_status llm8_model_load(const char *path, llm8_model **out, char *err, size_
     } else if (S_ISDIR(sb.st_mode)) {
         st = load_hf_folder(m, path, &e);
     } else {
-        st = l8_fail(&e, LLM8_STATUS_UNSUPPORTED, "%s: not a model folder (expected a Hugging Face folder)", path);
+        st = load_llm8_file(m, path, &e);
     }
-    if (!st && l8_rope_init(&m->rope, &m->info)) st = l8_fail(&e, LLM8_STATUS_OUT_OF_MEMORY, "out of memory");
+    if (!st && l8_rope_init(&m->rope, &m->info, m->file.rope_freqs)) st = l8_fail(&e, LLM8_STATUS_OUT_OF_MEMORY, "out of memory");
     if (st) {
         llm8_model_free(m);
         l8_err_copy(&e, err, errcap);

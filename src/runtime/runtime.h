@@ -2,13 +2,15 @@
 #ifndef L8_RUNTIME_H
 #define L8_RUNTIME_H
 
+#include "format/llm8_file.h"
 #include "format/safetensors.h"
 #include "model/forward.h"
 #include "model/model.h"
 
 struct llm8_model {
     llm8_model_info info;
-    l8_safetensors *st;  /* the mapped weight files */
+    l8_safetensors *st;  /* a Hugging Face folder's mapped weight files, or */
+    l8_llm8_file file;   /* an llm8 file's mapping */
     l8_weights w;        /* views into st */
     llm8_tokenizer *tok;
     l8_rope rope;

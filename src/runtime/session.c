@@ -45,7 +45,7 @@ llm8_status llm8_session_create(llm8_model *model, const llm8_session_params *pa
     s->n_ctx = n_ctx;
     s->tokens = malloc((size_t)n_ctx * sizeof(int32_t));
     s->logits = malloc((size_t)info->n_vocab * sizeof(float));
-    if (!s->tokens || !s->logits || l8_kv_init(&s->kv, info, n_ctx)) {
+    if (!s->tokens || !s->logits || l8_kv_init(&s->kv, info, n_ctx, l8_weights_quantized(&model->w))) {
         llm8_session_free(s);
         st = l8_fail(&e, LLM8_STATUS_OUT_OF_MEMORY, "cannot allocate a context of %d tokens", n_ctx);
         l8_err_copy(&e, err, errcap);

@@ -1,0 +1,58 @@
+/*
+ * Where the converter reads a model from: a Hugging Face folder, a llama.cpp GGUF file, or a
+ * random generator. Every source yields the same thing — hyper-parameters, the tokenizer as
+ * Hugging Face JSON text, and each weight as f32 rows in Hugging Face orientation and order
+ * ([out, in]; q/k rows in rotate_half order) — read a slice at a time so that conversion runs
+ * in bounded memory.
+ */
+#ifndef L8_SOURCE_H
+#define L8_SOURCE_H
+
+#include "llm8.h"
+#include "util/error.h"
+
+typedef enum l8_role {
+    L8_ROLE_TOK_EMBD = 0, /* (n_vocab, n_embd) */
+    L8_ROLE_OUTPUT_NORM,  /* (n_embd) */
+    L8_ROLE_OUTPUT,       /* (n_vocab, n_embd); a tied model's source returns the embedding */
+    L8_ROLE_ATTN_NORM,    /* per layer: (n_embd) */
+    L8_ROLE_WQ,           /* (n_head * head_dim, n_embd) */
+    L8_ROLE_WK,           /* (n_kv_head * head_dim, n_embd) */
+    L8_ROLE_WV,           /* (n_kv_head * head_dim, n_embd) */
+    L8_ROLE_WO,           /* (n_embd, n_head * head_dim) */
+    L8_ROLE_FFN_NORM,     /* (n_embd) */
+    L8_ROLE_W_GATE,       /* (n_ff, n_embd) */
+    L8_ROLE_W_UP,         /* (n_ff, n_embd) */
+    L8_ROLE_W_DOWN,       /* (n_embd, n_ff) */
+    L8_ROLE_COUNT
+} l8_role;
+
+/* The shape [rows, cols] of a role under info (cols = 0 for vectors: rows elements). */
+void l8_role_shape(l8_role role, const llm8_model_info *info, int64_t *rows, int64_t *cols);
+bool l8_role_per_layer(l8_role role);
+
+typedef struct l8_source l8_source;
+struct l8_source {
+    llm8_model_info info;         /* dtype names the source's storage ("bf16", "q8_0", ...) */
+    char *tokenizer_json;         /* owned, NUL-terminated */
+    size_t tokenizer_json_len;
+    char *tokenizer_config_json;  /* owned; NULL when the source has none */
+    size_t tokenizer_config_json_len;
+    float *rope_freqs;            /* owned; (head_dim / 2) llama.cpp-style divisors of the RoPE
+                                   * frequencies (llama3 scaling precomputed), or NULL: computed
+                                   * from info by l8_rope_init */
+    char *description;            /* owned; e.g. "Hugging Face folder DIR (bf16)" for llm8.source */
+    /* Reads rows [r0, r0 + n) of a weight into out (n x cols f32; a vector: r0 = 0, n = rows). */
+    llm8_status (*read_rows)(l8_source *src, l8_role role, int32_t layer, int64_t r0, int64_t n, float *out,
+                             l8_err *e);
+    void (*close)(l8_source *src); /* frees impl (not the common fields) */
+    void *impl;
+};
+
+/* Frees a source: its impl through close, then the common fields and the struct. */
+void l8_source_free(l8_source *src);
+
+llm8_status l8_source_open_hf(const char *dir, l8_source **out, l8_err *e);
+llm8_status l8_source_open_llamacpp_gguf(const char *path, l8_source **out, l8_err *e);
+
+#endif
