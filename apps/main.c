@@ -15,6 +15,7 @@ static void usage(FILE *f) {
             "  run       generate text from a prompt     (llm8 run -m MODEL -p TEXT [-n N] [--temp T] ...)\n"
             "  info      print a model's architecture    (llm8 info -m MODEL)\n"
             "  convert   quantize into one llm8 file     (llm8 convert SRC -o OUT.gguf --quant w8a8)\n"
+            "  bench     speed beside the machine limits (llm8 bench -m MODEL [-t N] [-p 64,512] [-n 128] [--json])\n"
             "  tokenize  print token ids of stdin text   (llm8 tokenize -m DIR [--special] [--bos] [--jsonl])\n"
             "  perplexity score a text file              (llm8 perplexity -m MODEL -f TEXT [--ctx N] [--docs] [--ref REF] [--json])\n"
             "\n"
@@ -32,6 +33,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "perplexity")) return cmd_perplexity(argc - 1, argv + 1);
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {

@@ -104,6 +104,8 @@ typedef struct llm8_model_info {
     float default_temperature, default_top_p; /* generation_config.json, or 0.8 / 0.95 */
     uint64_t n_params;
     uint64_t weight_bytes;   /* bytes of tensor data mapped */
+    uint64_t decode_bytes;   /* weight bytes one decoded token reads (all but the embedding table) */
+    uint64_t decode_params;  /* weights one token multiplies (all but the embedding table) */
 } llm8_model_info;
 
 /* Loads a Hugging Face model folder (config.json, model.safetensors or shards with
@@ -121,6 +123,8 @@ typedef struct llm8_session llm8_session;
 
 typedef struct llm8_session_params {
     int32_t n_ctx;            /* context length in tokens; 0 = min(max_position_embeddings, 4096) */
+    int32_t n_threads;        /* compute threads; 0 = one per physical core */
+    bool reference;           /* run the scalar f32 reference transformer (the oracle; slow) */
 } llm8_session_params;
 LLM8_API llm8_session_params llm8_session_default_params(void);
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages llm8 needs to build and test, when they are missing.
 set -euo pipefail
-pkgs=(gcc make cmake pkg-config libpcre2-dev libjansson-dev)
+# python3-numpy: the test that builds a llama.cpp-style GGUF of the Llama 3 vocabulary
+# clang, libclang-rt-14-dev: the libFuzzer targets (scripts/fuzz.sh)
+pkgs=(gcc make cmake pkg-config libpcre2-dev libjansson-dev python3-numpy clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

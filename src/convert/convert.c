@@ -165,6 +165,8 @@ static llm8_status write_metadata(l8_gguf_writer *w, const l8_source *src, l8_qt
     TRY(l8_gguf_add_arr_i32(w, "llm8.eos_token_ids", m->eos_ids, (size_t)m->n_eos, e));
     TRY(l8_gguf_add_f32(w, "llm8.generation.temperature", m->default_temperature, e));
     TRY(l8_gguf_add_f32(w, "llm8.generation.top_p", m->default_top_p, e));
+    const char *rot = src->rot_ffn ? "hadamard" : "none";
+    TRY(l8_gguf_add_str(w, "llm8.rotation", rot, strlen(rot), e));
     TRY(l8_gguf_add_str(w, "tokenizer.huggingface.json", src->tokenizer_json, src->tokenizer_json_len, e));
     if (src->tokenizer_config_json) {
         TRY(l8_gguf_add_str(w, "llm8.tokenizer_config_json", src->tokenizer_config_json,
@@ -219,6 +221,15 @@ llm8_status l8_convert(l8_source *src, const char *out_path, l8_qtype qt, l8_con
         int64_t ne[1] = {m->head_dim / 2};
         st = l8_gguf_add_tensor(w, "rope_freqs.weight", L8_GGML_F32, 1, ne, (uint64_t)(m->head_dim / 2) * 4, e);
     }
+    static const char *const rot_names[2][2] = {{"rot_embd.signs", "rot_embd.mix"}, {"rot_ffn.signs", "rot_ffn.mix"}};
+    const l8_rot *rots[2] = {src->rot_embd, src->rot_ffn};
+    for (int i = 0; i < 2 && !st; i++) {
+        if (!rots[i]) continue;
+        int64_t ne_s[1] = {rots[i]->n}, ne_m[2] = {rots[i]->m, rots[i]->m};
+        st = l8_gguf_add_tensor(w, rot_names[i][0], L8_GGML_F32, 1, ne_s, (uint64_t)rots[i]->n * 4, e);
+        if (!st && rots[i]->m > 1)
+            st = l8_gguf_add_tensor(w, rot_names[i][1], L8_GGML_F32, 2, ne_m, (uint64_t)rots[i]->m * rots[i]->m * 4, e);
+    }
     if (!st) st = l8_gguf_begin_data(w, e);
     for (int32_t i = 0; !st && i < np; i++) {
         double ts = now_s();
@@ -232,6 +243,11 @@ llm8_status l8_convert(l8_source *src, const char *out_path, l8_qtype qt, l8_con
         }
     }
     if (!st && src->rope_freqs) st = l8_gguf_write_data(w, src->rope_freqs, (size_t)(m->head_dim / 2) * 4, e);
+    for (int i = 0; i < 2 && !st; i++) {
+        if (!rots[i]) continue;
+        st = l8_gguf_write_data(w, rots[i]->signs, (size_t)rots[i]->n * 4, e);
+        if (!st && rots[i]->m > 1) st = l8_gguf_write_data(w, rots[i]->mix, (size_t)rots[i]->m * rots[i]->m * 4, e);
+    }
     if (!st) st = l8_gguf_writer_finish(w, e);
     l8_gguf_writer_free(w);
     if (!st) {

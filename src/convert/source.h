@@ -9,6 +9,7 @@
 #define L8_SOURCE_H
 
 #include "llm8.h"
+#include "quant/rotate.h"
 #include "util/error.h"
 
 typedef enum l8_role {
@@ -42,6 +43,8 @@ struct l8_source {
                                    * frequencies (llama3 scaling precomputed), or NULL: computed
                                    * from info by l8_rope_init */
     char *description;            /* owned; e.g. "Hugging Face folder DIR (bf16)" for llm8.source */
+    const l8_rot *rot_embd;       /* rotations a rotated source applied (l8_source_rotate), else NULL: */
+    const l8_rot *rot_ffn;        /* the residual stream's (folded) and the down projection input's */
     /* Reads rows [r0, r0 + n) of a weight into out (n x cols f32; a vector: r0 = 0, n = rows). */
     llm8_status (*read_rows)(l8_source *src, l8_role role, int32_t layer, int64_t r0, int64_t n, float *out,
                              l8_err *e);
@@ -54,5 +57,12 @@ void l8_source_free(l8_source *src);
 
 llm8_status l8_source_open_hf(const char *dir, l8_source **out, l8_err *e);
 llm8_status l8_source_open_llamacpp_gguf(const char *path, l8_source **out, l8_err *e);
+
+/* Wraps inner (taking ownership) in a source whose weights are rotated (quant/rotate.h): the
+ * residual stream by T1 with the RMSNorm weights folded into the following matrices (norms
+ * become ones, the head is untied), and the down projection's input by T2, which the runtime
+ * applies online. The wrapped model computes the same function; its activations have smaller
+ * outliers, so int8 quantization loses less. */
+llm8_status l8_source_rotate(l8_source *inner, uint64_t seed, l8_source **out, l8_err *e);
 
 #endif

@@ -156,6 +156,39 @@ static llm8_status bind(const l8_gguf *g, l8_role role, int32_t layer, const llm
     return LLM8_STATUS_OK;
 }
 
+/* A stored rotation of size n: signs [n] and, when n has an odd factor m > 1, mix [m, m]. */
+static llm8_status bind_rotation(const l8_gguf *g, const char *base, int32_t n, l8_rot *r, l8_err *e) {
+    char name[64];
+    snprintf(name, sizeof name, "%s.signs", base);
+    const l8_gguf_tensor *s = l8_gguf_find_tensor(g, name);
+    int32_t h = n & -n, m = n / h;
+    if (!s || s->type != L8_GGML_F32 || s->n_dims != 1 || s->ne[0] != n)
+        return l8_fail(e, LLM8_STATUS_BAD_FORMAT, "%s: rotated model without a valid %s [%d]", l8_gguf_name(g), name, n);
+    const float *mix = NULL;
+    if (m > 1) {
+        snprintf(name, sizeof name, "%s.mix", base);
+        const l8_gguf_tensor *x = l8_gguf_find_tensor(g, name);
+        if (!x || x->type != L8_GGML_F32 || x->n_dims != 2 || x->ne[0] != m || x->ne[1] != m)
+            return l8_fail(e, LLM8_STATUS_BAD_FORMAT, "%s: rotated model without a valid %s [%d, %d]", l8_gguf_name(g),
+                           name, m, m);
+        mix = x->data;
+    }
+    *r = l8_rot_view(n, m, s->data, mix);
+    return LLM8_STATUS_OK;
+}
+
+static llm8_status bind_rotations(const l8_gguf *g, const llm8_model_info *m, l8_llm8_file *f, l8_err *e) {
+    const char *s;
+    size_t len;
+    llm8_status st = l8_gguf_get_str(g, "llm8.rotation", false, &s, &len, e);
+    if (st || l8_gguf_find_key(g, "llm8.rotation") < 0 || (len == 4 && !memcmp(s, "none", 4))) return st;
+    if (len != 8 || memcmp(s, "hadamard", 8))
+        return l8_fail(e, LLM8_STATUS_UNSUPPORTED, "%s: unknown rotation \"%.*s\"", l8_gguf_name(g), (int)len, s);
+    f->rotated = true;
+    if ((st = bind_rotation(g, "rot_embd", m->n_embd, &f->rot_embd, e))) return st;
+    return bind_rotation(g, "rot_ffn", m->n_ff, &f->rot_ffn, e);
+}
+
 llm8_status l8_llm8_open(const char *path, l8_llm8_file *f, llm8_model_info *m, l8_weights *w, l8_err *e) {
     memset(f, 0, sizeof *f);
     memset(w, 0, sizeof *w);
@@ -203,6 +236,8 @@ llm8_status l8_llm8_open(const char *path, l8_llm8_file *f, llm8_model_info *m, 
         }
         f->rope_freqs = rf->data;
     }
+    if ((st = bind_rotations(g, m, f, e))) goto fail;
+    if (f->rotated) w->ffn_rot = &f->rot_ffn;
     uint64_t n_params = 0, bytes = 0;
     for (int64_t i = 0; i < l8_gguf_n_tensors(g); i++) bytes += l8_gguf_tensor_at(g, i)->nbytes;
     n_params = (uint64_t)m->n_vocab * m->n_embd * (m->tied_embeddings ? 1 : 2) + m->n_embd;

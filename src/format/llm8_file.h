@@ -4,10 +4,13 @@
 
 #include "format/gguf.h"
 #include "model/model.h"
+#include "quant/rotate.h"
 
 typedef struct l8_llm8_file {
     l8_gguf *gguf;            /* the mapping; the weights point into it */
     const float *rope_freqs;  /* (head_dim / 2) or NULL */
+    bool rotated;             /* weights rotated at conversion (quant/rotate.h) */
+    l8_rot rot_embd, rot_ffn; /* views into the file when rotated */
     const char *tokenizer_json, *tokenizer_config_json; /* inside the file, not NUL-terminated */
     size_t tokenizer_json_len, tokenizer_config_json_len;
 } l8_llm8_file;

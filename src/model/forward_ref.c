@@ -12,6 +12,7 @@
 
 #include "model/forward.h"
 #include "quant/quant.h"
+#include "quant/rotate.h"
 
 /* ---------------------------------------------------------------- RoPE tables */
 
@@ -260,6 +261,8 @@ llm8_status l8_forward_ref(const l8_weights *w, const llm8_model_info *m, const 
         matmul(s.gate, s.xn, &L->w_gate, n, s.row, &s.qb);
         matmul(s.up, s.xn, &L->w_up, n, s.row, &s.qb);
         for (size_t i = 0; i < (size_t)n * ff; i++) s.gate[i] = silu(s.gate[i]) * s.up[i];
+        if (w->ffn_rot)
+            for (int32_t t = 0; t < n; t++) l8_rot_apply_t(w->ffn_rot, s.gate + (size_t)t * ff, s.row);
         matmul(s.proj, s.gate, &L->w_down, n, s.row, &s.qb);
         for (size_t i = 0; i < (size_t)n * dim; i++) s.x[i] += s.proj[i];
     }

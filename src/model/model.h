@@ -24,6 +24,8 @@ typedef struct l8_weights {
     l8_tensor norm;      /* (n_embd) */
     l8_tensor output;    /* (n_vocab, n_embd); the same data as tok_embd when tied */
     l8_layer *layers;    /* n_layer entries, owned */
+    const struct l8_rot *ffn_rot; /* NULL, or the rotation applied online to the down
+                                   * projection's input of a rotated model (quant/rotate.h) */
 } l8_weights;
 
 /* Quantized models keep an f16 KV cache; float models an f32 one, so that the reference path

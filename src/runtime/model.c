@@ -9,6 +9,7 @@
 #include "format/hf_weights.h"
 #include "runtime/runtime.h"
 #include "format/llm8_file.h"
+#include "quant/quant.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
@@ -53,6 +54,34 @@ static llm8_status load_llm8_file(llm8_model *m, const char *path, l8_err *e) {
     return LLM8_STATUS_OK;
 }
 
+/* What one decoded token reads and multiplies: every layer, the final norm and the head (the
+ * embedding table contributes one row). */
+static void decode_traffic(const l8_weights *w, const llm8_model_info *m, uint64_t *bytes, uint64_t *params) {
+    uint64_t b = 0, p = 0;
+    const l8_tensor *all[9];
+    for (int32_t l = 0; l <= m->n_layer; l++) {
+        int n = 0;
+        if (l < m->n_layer) {
+            const l8_layer *L = &w->layers[l];
+            const l8_tensor *t[9] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
+            memcpy(all, t, sizeof t);
+            n = 9;
+        } else {
+            all[0] = &w->norm, all[1] = &w->output;
+            n = 2;
+        }
+        for (int i = 0; i < n; i++) {
+            const l8_tensor *t = all[i];
+            b += t->nbytes;
+            if (t->dtype == L8_DTYPE_Q8 || t->dtype == L8_DTYPE_Q4)
+                b += l8_q_scale_bytes(t->dtype, t->shape[0], t->shape[1], t->group);
+            if (t->ndim == 2) p += (uint64_t)(t->shape[0] * t->shape[1]);
+        }
+    }
+    *bytes = b;
+    *params = p;
+}
+
 llm8_status llm8_model_load(const char *path, llm8_model **out, char *err, size_t errcap) {
     l8_err e = {""};
     llm8_status st;
@@ -78,6 +107,7 @@ llm8_status llm8_model_load(const char *path, llm8_model **out, char *err, size_
         l8_err_copy(&e, err, errcap);
         return st;
     }
+    decode_traffic(&m->w, &m->info, &m->info.decode_bytes, &m->info.decode_params);
     *out = m;
     return LLM8_STATUS_OK;
 }

@@ -4,6 +4,7 @@
 
 #include "format/llm8_file.h"
 #include "format/safetensors.h"
+#include "model/engine.h"
 #include "model/forward.h"
 #include "model/model.h"
 
@@ -20,6 +21,8 @@ struct llm8_session {
     llm8_model *model;
     int32_t n_ctx;
     l8_kv_cache kv;
+    bool reference;      /* use l8_forward_ref instead of the engine */
+    l8_engine engine;
     int32_t *tokens;     /* (n_ctx) the ids in the context */
     int32_t n_past;
     float *logits;       /* (n_vocab) of the last evaluated position */

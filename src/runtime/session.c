@@ -18,7 +18,9 @@ llm8_status l8_session_fail(llm8_session *s, llm8_status st, const char *fmt, ..
     return st;
 }
 
-llm8_session_params llm8_session_default_params(void) { return (llm8_session_params){.n_ctx = 0}; }
+llm8_session_params llm8_session_default_params(void) {
+    return (llm8_session_params){.n_ctx = 0, .n_threads = 0, .reference = false};
+}
 
 llm8_status llm8_session_create(llm8_model *model, const llm8_session_params *params, llm8_session **out,
                                 char *err, size_t errcap) {
@@ -45,7 +47,9 @@ llm8_status llm8_session_create(llm8_model *model, const llm8_session_params *pa
     s->n_ctx = n_ctx;
     s->tokens = malloc((size_t)n_ctx * sizeof(int32_t));
     s->logits = malloc((size_t)info->n_vocab * sizeof(float));
-    if (!s->tokens || !s->logits || l8_kv_init(&s->kv, info, n_ctx, l8_weights_quantized(&model->w))) {
+    s->reference = params && params->reference;
+    if (!s->tokens || !s->logits || l8_kv_init(&s->kv, info, n_ctx, l8_weights_quantized(&model->w)) ||
+        l8_engine_init(&s->engine, info, n_ctx, PREFILL_CHUNK, params ? params->n_threads : 0)) {
         llm8_session_free(s);
         st = l8_fail(&e, LLM8_STATUS_OUT_OF_MEMORY, "cannot allocate a context of %d tokens", n_ctx);
         l8_err_copy(&e, err, errcap);
@@ -58,6 +62,7 @@ llm8_status llm8_session_create(llm8_model *model, const llm8_session_params *pa
 void llm8_session_free(llm8_session *s) {
     if (!s) return;
     l8_kv_free(&s->kv);
+    l8_engine_free(&s->engine);
     free(s->tokens);
     free(s->logits);
     free(s);
@@ -90,8 +95,10 @@ llm8_status llm8_session_eval(llm8_session *s, const int32_t *ids, size_t n, flo
         int32_t chunk = (int32_t)(n - done < PREFILL_CHUNK ? n - done : PREFILL_CHUNK);
         bool last = done + (size_t)chunk == n;
         float *out = all_logits && logits ? logits + done * (size_t)n_vocab : (last ? s->logits : NULL);
-        llm8_status st = l8_forward_ref(&m->w, &m->info, &m->rope, &s->kv, ids + done, chunk, s->n_past, out,
-                                        all_logits && logits, NULL);
+        llm8_status st = s->reference ? l8_forward_ref(&m->w, &m->info, &m->rope, &s->kv, ids + done, chunk,
+                                                       s->n_past, out, all_logits && logits, NULL)
+                                      : l8_forward_fast(&s->engine, &m->w, &m->info, &m->rope, &s->kv, ids + done,
+                                                        chunk, s->n_past, out, all_logits && logits, NULL);
         if (st) return l8_session_fail(s, st, "out of memory in the forward pass");
         memcpy(s->tokens + s->n_past, ids + done, (size_t)chunk * sizeof(int32_t));
         s->n_past += chunk;

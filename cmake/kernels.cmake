@@ -1,0 +1,12 @@
+# Per-file ISA flags of the SIMD kernels (src/kernels/x86_*.c): only these files may contain
+# AVX2/AVX-512 instructions; dispatch.c decides at run time whether they are executed. Both
+# files compile to nothing off x86_64 (#if defined(__x86_64__)), so they need no flags there.
+# -ffp-contract=off: the matmul rescale must round exactly like the scalar reference (no FMA
+# fusion of its multiply and add). Source properties are read at generate time, so this file
+# may be included before or after add_library, in the top-level directory.
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
+  set_source_files_properties(${CMAKE_CURRENT_SOURCE_DIR}/src/kernels/x86_avx2.c
+    PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mf16c;-ffp-contract=off")
+  set_source_files_properties(${CMAKE_CURRENT_SOURCE_DIR}/src/kernels/x86_avx512.c
+    PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mf16c;-mavx512f;-mavx512bw;-mavx512vl;-mavx512vnni;-ffp-contract=off")
+endif()

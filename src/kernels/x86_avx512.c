@@ -1,0 +1,237 @@
+/* AVX-512 VNNI quantized matmuls (the avx512 level; its float helpers and activation
+ * quantization are the AVX2 ones: on Zen 4 512-bit float ops are double-pumped and those
+ * kernels are a small share of the time).
+ *
+ * vpdpbusd multiplies unsigned bytes by signed bytes. The signed operand is the one that can
+ * come from memory with an embedded {1to16} broadcast, so the activations (4 bytes per token
+ * per block) take that place and the weights are made unsigned:
+ *   Q8: w + 128 (xor 0x80, once per 64-byte block, shared by all tokens of the block), and
+ *   Q4: the stored nibble q + 8 as it is (0..15).
+ * Both give  sum (w + off) x = sum w x + off * sum x,  so the exact sum is recovered by
+ * subtracting off * (sum of the activations over the group), which depends on the token and
+ * group only: it is computed once per call (xcorr below), not per tile. The int32 arithmetic
+ * wraps, and wrapping is harmless: the corrected sum is exact whenever it fits (docs/QUANT.md).
+ *
+ * Loop order: tile (16 rows, 16*Kp bytes: stays in L2) outer, then blocks of up to 8 tokens, so
+ * each weight byte comes from memory once per call and each 64-byte load feeds up to 8 (Q8) or
+ * 16 (Q4) vpdpbusd. One token (decode) takes a GEMV loop with 4 independent accumulators.
+ * The float rescale follows the reference order exactly: ((float)acc * ws) * xs, then added. */
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "quant/quant.h"
+
+#define L8_INLINE static inline __attribute__((always_inline))
+
+enum {
+    XCORR_CAP = 16384, /* int32 corrections on the stack (64 KB): tokens per chunk = cap / groups */
+    TOK_BLOCK = 8,
+};
+
+/* Broadcasts 4 activation bytes (one block's worth for one token). */
+L8_INLINE __m512i bcast4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+L8_INLINE __m512i load_w(const uint8_t *p) { return _mm512_loadu_si512((const void *)p); }
+
+/* acc += w (u8) . 4 activation bytes at p (s8, broadcast to all 16 lanes). GCC 12 compiles the
+ * intrinsic with a register copy of the accumulator per call and without the embedded
+ * broadcast (measured: ~40% of GEMM peak lost), hence the asm there; clang does it right. */
+L8_INLINE __m512i dpbusd_bcast(__m512i acc, __m512i w, const int8_t *p) {
+#if defined(__GNUC__) && !defined(__clang__)
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*(const int32_t *)p));
+    return acc;
+#else
+    return _mm512_dpbusd_epi32(acc, w, bcast4(p));
+#endif
+}
+
+/* The 16 weight scales of one (tile, group) as f32. */
+L8_INLINE __m512 load_scales(const void *scales, int64_t at, int q4) {
+    if (q4) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)scales + at)));
+    return _mm512_loadu_ps((const float *)scales + at);
+}
+
+/* Sum of len int8 values. */
+static int32_t sum_i8(const int8_t *p, int64_t len) {
+    const __m512i ones = _mm512_set1_epi8(1);
+    __m512i acc = _mm512_setzero_si512();
+    int64_t i = 0;
+    for (; i + 64 <= len; i += 64) acc = _mm512_dpbusd_epi32(acc, ones, _mm512_loadu_si512((const void *)(p + i)));
+    if (i < len) {
+        __mmask64 m = ((__mmask64)1 << (len - i)) - 1;
+        acc = _mm512_dpbusd_epi32(acc, ones, _mm512_maskz_loadu_epi8(m, p + i));
+    }
+    return _mm512_reduce_add_epi32(acc);
+}
+
+/* xcorr[t * ng + g] = off * (sum of token t's activations over group g's blocks). */
+static void group_corrections(int32_t *xcorr, const int8_t *xq, int64_t nt, const l8_qgeom *g, int off) {
+    for (int64_t t = 0; t < nt; t++) {
+        const int8_t *x = xq + t * g->kp;
+        for (int64_t gi = 0; gi < g->ng; gi++) {
+            int64_t b0 = gi * g->gb, b1 = b0 + g->gb < g->nb ? b0 + g->gb : g->nb;
+            uint32_t s = (uint32_t)sum_i8(x + b0 * g->cpb, (b1 - b0) * g->cpb);
+            xcorr[t * g->ng + gi] = (int32_t)(s * (uint32_t)off);
+        }
+    }
+}
+
+/* acc -> float, rescaled in the reference order, added to o. */
+L8_INLINE __m512 rescale_add(__m512 o, __m512i acc, int32_t corr, __m512 ws, float xs) {
+    __m512 f = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc, _mm512_set1_epi32(corr)));
+    return _mm512_add_ps(o, _mm512_mul_ps(_mm512_mul_ps(f, ws), _mm512_set1_ps(xs)));
+}
+
+/* One tile against T tokens (T constant after inlining). x: the first token's activations,
+ * out: the first token's output at the tile's first row. */
+L8_INLINE void tile_tokens(const int T, const int q4, const l8_qgeom *g, const uint8_t *wt, const void *sc,
+                           int64_t sc0, const int8_t *x, const float *xs, const int32_t *xcorr, float *out,
+                           int64_t ldo, __mmask16 rmask) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80), low4 = _mm512_set1_epi8(0x0F);
+    __m512 o[TOK_BLOCK];
+    __m512i acc[TOK_BLOCK];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) o[t] = _mm512_setzero_ps();
+    for (int64_t gi = 0; gi < g->ng; gi++) {
+        int64_t b0 = gi * g->gb, b1 = b0 + g->gb < g->nb ? b0 + g->gb : g->nb;
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_si512();
+        for (int64_t b = b0; b < b1; b++) {
+            __m512i v = load_w(wt + b * 64);
+            if (q4) {
+                __m512i lo = _mm512_and_si512(v, low4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++) {
+                    const int8_t *xb = x + t * g->kp + b * 8;
+                    acc[t] = dpbusd_bcast(acc[t], lo, xb);
+                    acc[t] = dpbusd_bcast(acc[t], hi, xb + 4);
+                }
+            } else {
+                v = _mm512_xor_si512(v, flip);
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++) acc[t] = dpbusd_bcast(acc[t], v, x + t * g->kp + b * 4);
+            }
+        }
+        __m512 ws = load_scales(sc, sc0 + gi * 16, q4);
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) o[t] = rescale_add(o[t], acc[t], xcorr[t * g->ng + gi], ws, xs[t]);
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(out + t * ldo, rmask, o[t]);
+}
+
+/* One tile, one token: memory bound, so 4 accumulators break the vpdpbusd latency chain and the
+ * weights stream sequentially (the next tile follows this one in memory). */
+L8_INLINE void tile_gemv(const int q4, const l8_qgeom *g, const uint8_t *wt, const void *sc, int64_t sc0,
+                         const int8_t *x, float xs, const int32_t *xcorr, float *out, __mmask16 rmask) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80), low4 = _mm512_set1_epi8(0x0F);
+    __m512 o = _mm512_setzero_ps();
+    for (int64_t gi = 0; gi < g->ng; gi++) {
+        int64_t b0 = gi * g->gb, b1 = b0 + g->gb < g->nb ? b0 + g->gb : g->nb;
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+        int64_t b = b0;
+        if (q4) {
+            for (; b + 2 <= b1; b += 2) {
+                _mm_prefetch((const char *)(wt + b * 64 + 1024), _MM_HINT_T0);
+                __m512i v0 = load_w(wt + b * 64), v1 = load_w(wt + b * 64 + 64);
+                a0 = dpbusd_bcast(a0, _mm512_and_si512(v0, low4), x + b * 8);
+                a1 = dpbusd_bcast(a1, _mm512_and_si512(_mm512_srli_epi16(v0, 4), low4), x + b * 8 + 4);
+                a2 = dpbusd_bcast(a2, _mm512_and_si512(v1, low4), x + b * 8 + 8);
+                a3 = dpbusd_bcast(a3, _mm512_and_si512(_mm512_srli_epi16(v1, 4), low4), x + b * 8 + 12);
+            }
+            for (; b < b1; b++) {
+                __m512i v0 = load_w(wt + b * 64);
+                a0 = dpbusd_bcast(a0, _mm512_and_si512(v0, low4), x + b * 8);
+                a1 = dpbusd_bcast(a1, _mm512_and_si512(_mm512_srli_epi16(v0, 4), low4), x + b * 8 + 4);
+            }
+        } else {
+            for (; b + 4 <= b1; b += 4) {
+                _mm_prefetch((const char *)(wt + b * 64 + 1024), _MM_HINT_T0);
+                a0 = dpbusd_bcast(a0, _mm512_xor_si512(load_w(wt + b * 64), flip), x + b * 4);
+                a1 = dpbusd_bcast(a1, _mm512_xor_si512(load_w(wt + b * 64 + 64), flip), x + b * 4 + 4);
+                a2 = dpbusd_bcast(a2, _mm512_xor_si512(load_w(wt + b * 64 + 128), flip), x + b * 4 + 8);
+                a3 = dpbusd_bcast(a3, _mm512_xor_si512(load_w(wt + b * 64 + 192), flip), x + b * 4 + 12);
+            }
+            for (; b < b1; b++)
+                a0 = dpbusd_bcast(a0, _mm512_xor_si512(load_w(wt + b * 64), flip), x + b * 4);
+        }
+        __m512i acc = _mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3));
+        o = rescale_add(o, acc, xcorr[gi], load_scales(sc, sc0 + gi * 16, q4), xs);
+    }
+    _mm512_mask_storeu_ps(out, rmask, o);
+}
+
+/* Up to TOK_BLOCK tokens of one tile: a switch so that each count gets its unrolled body. */
+L8_INLINE void tile_block(const int q4, int T, const l8_qgeom *g, const uint8_t *wt, const void *sc, int64_t sc0,
+                          const int8_t *x, const float *xs, const int32_t *xcorr, float *out, int64_t ldo,
+                          __mmask16 rmask) {
+    switch (T) {
+    case 8: tile_tokens(8, q4, g, wt, sc, sc0, x, xs, xcorr, out, ldo, rmask); break;
+    case 7: tile_tokens(7, q4, g, wt, sc, sc0, x, xs, xcorr, out, ldo, rmask); break;
+    case 6: tile_tokens(6, q4, g, wt, sc, sc0, x, xs, xcorr, out, ldo, rmask); break;
+    case 5: tile_tokens(5, q4, g, wt, sc, sc0, x, xs, xcorr, out, ldo, rmask); break;
+    case 4: tile_tokens(4, q4, g, wt, sc, sc0, x, xs, xcorr, out, ldo, rmask); break;
+    case 3: tile_tokens(3, q4, g, wt, sc, sc0, x, xs, xcorr, out, ldo, rmask); break;
+    case 2: tile_tokens(2, q4, g, wt, sc, sc0, x, xs, xcorr, out, ldo, rmask); break;
+    default: tile_gemv(q4, g, wt, sc, sc0, x, xs[0], xcorr, out, rmask); break;
+    }
+}
+
+L8_INLINE void matmul_vnni(const int q4, float *out, const int8_t *xq, const float *xs, int64_t n,
+                           const l8_tensor *w, int64_t r0, int64_t r1) {
+    l8_qgeom g;
+    if (!l8_qgeom_init(&g, w) || g.ng > XCORR_CAP) {
+        l8_matmul_q_scalar(out, xq, xs, n, w, r0, r1);
+        return;
+    }
+    if (r1 > g.rows) r1 = g.rows;
+    if (n <= 0 || r0 >= r1) return;
+    int32_t xcorr[XCORR_CAP];
+    int64_t chunk = XCORR_CAP / g.ng;
+    int64_t tile_bytes = q4 ? 8 * g.kp : 16 * g.kp;
+    const uint8_t *data = (const uint8_t *)w->data;
+    for (int64_t t0 = 0; t0 < n; t0 += chunk) {
+        int64_t nt = n - t0 < chunk ? n - t0 : chunk;
+        const int8_t *x0 = xq + t0 * g.kp;
+        group_corrections(xcorr, x0, nt, &g, q4 ? 8 : 128);
+        for (int64_t tile = r0 / L8_TILE_ROWS; tile * L8_TILE_ROWS < r1; tile++) {
+            int64_t rb = tile * L8_TILE_ROWS;
+            int nr = r1 - rb < L8_TILE_ROWS ? (int)(r1 - rb) : L8_TILE_ROWS;
+            __mmask16 rmask = (__mmask16)((1u << nr) - 1);
+            const uint8_t *wt = data + tile * tile_bytes;
+            int64_t sc0 = tile * g.ng * L8_TILE_ROWS;
+            for (int64_t tb = 0; tb < nt; tb += TOK_BLOCK) {
+                int T = nt - tb < TOK_BLOCK ? (int)(nt - tb) : TOK_BLOCK;
+                tile_block(q4, T, &g, wt, w->scales, sc0, x0 + tb * g.kp, xs + t0 + tb, xcorr + tb * g.ng,
+                           out + (t0 + tb) * g.rows + rb, g.rows, rmask);
+            }
+        }
+    }
+}
+
+static void matmul_q8_avx512(float *out, const int8_t *xq, const float *xs, int64_t n, const l8_tensor *w,
+                             int64_t r0, int64_t r1) {
+    matmul_vnni(0, out, xq, xs, n, w, r0, r1);
+}
+
+static void matmul_q4_avx512(float *out, const int8_t *xq, const float *xs, int64_t n, const l8_tensor *w,
+                             int64_t r0, int64_t r1) {
+    matmul_vnni(1, out, xq, xs, n, w, r0, r1);
+}
+
+void l8_kernels_fill_avx512(l8_kernels *k) {
+    l8_kernels_fill_avx2(k);
+    k->isa = L8_ISA_AVX512;
+    k->name = "avx512-vnni";
+    k->matmul_q8 = matmul_q8_avx512;
+    k->matmul_q4 = matmul_q4_avx512;
+}
+
+#endif

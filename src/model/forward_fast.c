@@ -1,0 +1,248 @@
+/*
+ * The production forward pass: the reference's arithmetic (forward_ref.c) on the dispatch
+ * table's kernels and the thread pool. Matmuls split their 16-row weight tiles across threads
+ * (q/k/v and gate/up share one quantization of their input and one parallel region); attention
+ * splits (kv head, token) pairs, so the query heads of a GQA group read each key and value row
+ * while it is hot. Quantized matmuls are bit-identical to the reference; float helpers differ by
+ * a few ulps (tests/test_forward.c).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/engine.h"
+#include "quant/quant.h"
+#include "quant/rotate.h"
+
+static bool is_quant(const l8_tensor *t) { return t->dtype == L8_DTYPE_Q8 || t->dtype == L8_DTYPE_Q4; }
+
+static size_t widest(const llm8_model_info *m) {
+    size_t w = (size_t)m->n_embd;
+    if ((size_t)m->n_ff > w) w = (size_t)m->n_ff;
+    if ((size_t)m->n_head * m->head_dim > w) w = (size_t)m->n_head * m->head_dim;
+    return w;
+}
+
+llm8_status l8_engine_init(l8_engine *e, const llm8_model_info *m, int32_t n_ctx, int32_t max_n, int n_threads) {
+    memset(e, 0, sizeof *e);
+    e->k = l8_kernels_get();
+    e->pool = l8_pool_create(n_threads);
+    if (!e->pool) return LLM8_STATUS_OUT_OF_MEMORY;
+    int nth = l8_pool_size(e->pool);
+    e->max_n = max_n;
+    size_t n = (size_t)max_n, q = (size_t)m->n_head * m->head_dim, kv = (size_t)m->n_kv_head * m->head_dim, f = 4;
+    size_t wide = widest(m);
+    e->x = malloc(n * m->n_embd * f);
+    e->xn = malloc(n * m->n_embd * f);
+    e->q = malloc(n * q * f);
+    e->kk = malloc(n * kv * f);
+    e->vv = malloc(n * kv * f);
+    e->att = malloc(n * q * f);
+    e->proj = malloc(n * m->n_embd * f);
+    e->gate = malloc(n * m->n_ff * f);
+    e->up = malloc(n * m->n_ff * f);
+    e->xq = malloc(n * (wide + 8));
+    e->xs = malloc(n * f);
+    e->scores = malloc((size_t)nth * n_ctx * f);
+    e->rows = malloc((size_t)nth * wide * f);
+    e->cs = malloc(n * (size_t)m->head_dim * f);
+    e->normw = malloc((size_t)m->n_embd * f);
+    e->wide = wide;
+    if (!e->x || !e->xn || !e->q || !e->kk || !e->vv || !e->att || !e->proj || !e->gate || !e->up || !e->xq ||
+        !e->xs || !e->scores || !e->rows || !e->cs || !e->normw) {
+        l8_engine_free(e);
+        return LLM8_STATUS_OUT_OF_MEMORY;
+    }
+    return LLM8_STATUS_OK;
+}
+
+void l8_engine_free(l8_engine *e) {
+    void *all[] = {e->x, e->xn, e->q, e->kk, e->vv, e->att, e->proj, e->gate, e->up, e->xq, e->xs, e->scores, e->rows,
+                   e->cs, e->normw};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) free(all[i]);
+    l8_pool_free(e->pool);
+    memset(e, 0, sizeof *e);
+}
+
+/* ---------------------------------------------------------------- matmuls */
+
+typedef struct mm_job {
+    float *out;
+    const l8_tensor *w;
+} mm_job;
+
+typedef struct mm_ctx {
+    const l8_engine *e;
+    mm_job jobs[3];
+    int n_jobs;
+    int32_t n;
+    const float *x; /* float input (for float weights) */
+} mm_ctx;
+
+static int64_t tiles_of(const l8_tensor *w) { return (w->shape[0] + 15) / 16; }
+
+/* Thread ith takes a contiguous share of all the jobs' tiles, so q/k/v (or gate/up) of very
+ * different sizes still split evenly. */
+static void mm_region(void *arg, int ith, int nth) {
+    mm_ctx *c = arg;
+    int64_t total = 0;
+    for (int j = 0; j < c->n_jobs; j++) total += tiles_of(c->jobs[j].w);
+    int64_t t0 = total * ith / nth, t1 = total * (ith + 1) / nth, base = 0;
+    for (int j = 0; j < c->n_jobs && t0 < t1; j++) {
+        const l8_tensor *w = c->jobs[j].w;
+        int64_t nt = tiles_of(w), a = t0 - base, b = t1 - base;
+        base += nt;
+        if (b <= 0 || a >= nt) continue;
+        if (a < 0) a = 0;
+        if (b > nt) b = nt;
+        int64_t r0 = a * 16, r1 = b * 16 < w->shape[0] ? b * 16 : w->shape[0];
+        if (is_quant(w)) {
+            if (w->dtype == L8_DTYPE_Q8) c->e->k->matmul_q8(c->jobs[j].out, c->e->xq, c->e->xs, c->n, w, r0, r1);
+            else c->e->k->matmul_q4(c->jobs[j].out, c->e->xq, c->e->xs, c->n, w, r0, r1);
+        } else {
+            int64_t rows = w->shape[0], cols = w->shape[1];
+            float *row = c->e->rows + (size_t)ith * c->e->wide;
+            for (int64_t r = r0; r < r1; r++) {
+                l8_tensor_row_f32(w, r, row);
+                for (int32_t t = 0; t < c->n; t++)
+                    c->jobs[j].out[(size_t)t * rows + r] = c->e->k->dot_f32(row, c->x + (size_t)t * cols, cols);
+            }
+        }
+    }
+}
+
+/* out_j = x . W_j^T for up to three weights sharing the input x (n x cols). */
+static void matmul(l8_engine *e, const float *x, int32_t n, int n_jobs, mm_job *jobs) {
+    mm_ctx c = {.e = e, .n_jobs = n_jobs, .n = n, .x = x};
+    memcpy(c.jobs, jobs, (size_t)n_jobs * sizeof *jobs);
+    const l8_tensor *w = jobs[0].w;
+    if (is_quant(w)) {
+        int64_t cols = w->shape[1];
+        e->k->quantize_act(x, n, cols, l8_q_cols_padded(w->dtype, cols), e->xq, e->xs);
+    }
+    l8_pool_run(e->pool, mm_region, &c);
+}
+
+/* ---------------------------------------------------------------- attention */
+
+typedef struct att_ctx {
+    l8_engine *e;
+    const llm8_model_info *m;
+    const l8_kv_cache *kv;
+    int32_t layer, n, pos0, n_ctx;
+} att_ctx;
+
+static void att_region(void *arg, int ith, int nth) {
+    att_ctx *c = arg;
+    const llm8_model_info *m = c->m;
+    const l8_kernels *k = c->e->k;
+    int32_t hd = m->head_dim, group = m->n_head / m->n_kv_head, q_dim = m->n_head * hd, kv_dim = c->kv->kv_dim;
+    float *scores = c->e->scores + (size_t)ith * c->n_ctx;
+    float scale = 1.0f / sqrtf((float)hd);
+    size_t layer0 = (size_t)c->layer * c->kv->n_ctx * kv_dim;
+    int64_t tasks = (int64_t)m->n_kv_head * c->n;
+    for (int64_t task = ith; task < tasks; task += nth) {
+        int32_t kvh = (int32_t)(task % m->n_kv_head), t = (int32_t)(task / m->n_kv_head), pos = c->pos0 + t;
+        for (int32_t h = kvh * group; h < (kvh + 1) * group; h++) {
+            const float *qh = c->e->q + (size_t)t * q_dim + (size_t)h * hd;
+            float *oh = c->e->att + (size_t)t * q_dim + (size_t)h * hd;
+            for (int32_t p = 0; p <= pos; p++) {
+                size_t at = layer0 + (size_t)p * kv_dim + (size_t)kvh * hd;
+                scores[p] = (c->kv->f16 ? k->dot_f16(qh, (const uint16_t *)c->kv->k + at, hd)
+                                        : k->dot_f32(qh, (const float *)c->kv->k + at, hd)) *
+                            scale;
+            }
+            k->softmax(scores, pos + 1);
+            memset(oh, 0, (size_t)hd * sizeof(float));
+            for (int32_t p = 0; p <= pos; p++) {
+                size_t at = layer0 + (size_t)p * kv_dim + (size_t)kvh * hd;
+                if (c->kv->f16) k->axpy_f16(oh, scores[p], (const uint16_t *)c->kv->v + at, hd);
+                else k->axpy_f32(oh, scores[p], (const float *)c->kv->v + at, hd);
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- the pass */
+
+static void rope_rows(const l8_rope *r, float *x, int32_t n_heads, int32_t hd, const float *cs) {
+    int32_t half = r->half;
+    for (int32_t h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * hd;
+        for (int32_t i = 0; i < half; i++) {
+            float c = cs[i], s = cs[half + i], x0 = v[i], x1 = v[i + half];
+            v[i] = x0 * c - x1 * s;
+            v[i + half] = x1 * c + x0 * s;
+        }
+    }
+}
+
+static void store_kv(l8_engine *e, l8_kv_cache *kv, void *base, size_t at, const float *x) {
+    if (kv->f16) e->k->f32_to_f16((uint16_t *)base + at, x, kv->kv_dim);
+    else memcpy((float *)base + at, x, (size_t)kv->kv_dim * sizeof(float));
+}
+
+llm8_status l8_forward_fast(l8_engine *e, const l8_weights *w, const llm8_model_info *m, const l8_rope *rope,
+                            l8_kv_cache *kv, const int32_t *tokens, int32_t n, int32_t pos0, float *logits,
+                            bool all_logits, float *hidden) {
+    if (n > e->max_n) return LLM8_STATUS_INVALID_ARGUMENT;
+    const l8_kernels *k = e->k;
+    int32_t dim = m->n_embd, hd = m->head_dim, q_dim = m->n_head * hd, kv_dim = kv->kv_dim, ff = m->n_ff;
+    float eps = m->rms_norm_eps;
+
+    for (int32_t t = 0; t < n; t++) {
+        float *x = e->x + (size_t)t * dim;
+        if (is_quant(&w->tok_embd)) l8_q_dequantize_row(&w->tok_embd, tokens[t], x);
+        else l8_tensor_row_f32(&w->tok_embd, tokens[t], x);
+        /* cos and sin of this position's angles, in double as the reference computes them */
+        float *cs = e->cs + (size_t)t * hd;
+        for (int32_t i = 0; i < rope->half; i++) {
+            double a = (double)(pos0 + t) * rope->inv_freq[i];
+            cs[i] = (float)cos(a);
+            cs[rope->half + i] = (float)sin(a);
+        }
+    }
+    float *normw = e->normw;
+
+    for (int32_t l = 0; l < m->n_layer; l++) {
+        const l8_layer *L = &w->layers[l];
+        l8_tensor_row_f32(&L->attn_norm, 0, normw);
+        for (int32_t t = 0; t < n; t++) k->rmsnorm(e->xn + (size_t)t * dim, e->x + (size_t)t * dim, normw, dim, eps);
+        mm_job qkv[3] = {{e->q, &L->wq}, {e->kk, &L->wk}, {e->vv, &L->wv}};
+        matmul(e, e->xn, n, 3, qkv);
+        for (int32_t t = 0; t < n; t++) {
+            const float *cs = e->cs + (size_t)t * hd;
+            rope_rows(rope, e->q + (size_t)t * q_dim, m->n_head, hd, cs);
+            rope_rows(rope, e->kk + (size_t)t * kv_dim, m->n_kv_head, hd, cs);
+            size_t at = ((size_t)l * kv->n_ctx + (size_t)(pos0 + t)) * kv_dim;
+            store_kv(e, kv, kv->k, at, e->kk + (size_t)t * kv_dim);
+            store_kv(e, kv, kv->v, at, e->vv + (size_t)t * kv_dim);
+        }
+        att_ctx ac = {e, m, kv, l, n, pos0, kv->n_ctx};
+        l8_pool_run(e->pool, att_region, &ac);
+        mm_job o[1] = {{e->proj, &L->wo}};
+        matmul(e, e->att, n, 1, o);
+        for (size_t i = 0; i < (size_t)n * dim; i++) e->x[i] += e->proj[i];
+
+        l8_tensor_row_f32(&L->ffn_norm, 0, normw);
+        for (int32_t t = 0; t < n; t++) k->rmsnorm(e->xn + (size_t)t * dim, e->x + (size_t)t * dim, normw, dim, eps);
+        mm_job gu[2] = {{e->gate, &L->w_gate}, {e->up, &L->w_up}};
+        matmul(e, e->xn, n, 2, gu);
+        k->swiglu(e->gate, e->gate, e->up, (int64_t)n * ff);
+        if (w->ffn_rot)
+            for (int32_t t = 0; t < n; t++) l8_rot_apply_t(w->ffn_rot, e->gate + (size_t)t * ff, e->up);
+        mm_job d[1] = {{e->proj, &L->w_down}};
+        matmul(e, e->gate, n, 1, d);
+        for (size_t i = 0; i < (size_t)n * dim; i++) e->x[i] += e->proj[i];
+    }
+
+    l8_tensor_row_f32(&w->norm, 0, normw);
+    for (int32_t t = 0; t < n; t++) k->rmsnorm(e->xn + (size_t)t * dim, e->x + (size_t)t * dim, normw, dim, eps);
+    if (hidden) memcpy(hidden, e->xn, (size_t)n * dim * sizeof(float));
+    if (logits) {
+        mm_job head[1] = {{logits, &w->output}};
+        if (all_logits) matmul(e, e->xn, n, 1, head);
+        else matmul(e, e->xn + (size_t)(n - 1) * dim, 1, 1, head);
+    }
+    return LLM8_STATUS_OK;
+}

@@ -1,0 +1,384 @@
+/* Tests of the kernel table (src/kernels) at every level this machine runs, against the scalar
+ * reference of src/quant and plain C:
+ *  - activation quantization: byte- and bit-identical to l8_q_quantize_act_ref (ties, NaN, Inf,
+ *    zero rows, odd lengths);
+ *  - Q8 / Q4 matmuls on odd shapes, group sizes and token counts: float outputs bit-identical to
+ *    l8_q_matmul_ref, int32 sums exact (scales 1, integer outputs < 2^24, against a naive sum),
+ *    row ranges composing to the full result without writing outside their range;
+ *  - float helpers against the scalar ones (tolerances below), exp against expf, the f16
+ *    conversions on all 2^16 halves and on random floats.
+ * Prints one summary line per level. */
+#include <assert.h>
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "quant/quant.h"
+
+#define CHECK(c)                                                                  \
+    do {                                                                          \
+        if (!(c)) {                                                               \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
+            abort();                                                              \
+        }                                                                         \
+    } while (0)
+
+static uint64_t rng_state = 0x853C49E6748FEA9Bull;
+
+static uint64_t rng_u64(void) { /* splitmix64 */
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static float rng_unit(void) { return (float)(rng_u64() >> 40) / (float)(1 << 24); } /* [0, 1) */
+
+static float rng_gauss(void) {
+    float u = rng_unit() + 1e-7f, v = rng_unit();
+    return sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * v);
+}
+
+static uint32_t f2u(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static float u2f(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+typedef struct level_stats {
+    long quant_cases, mm_cases, mm_int_cases, split_cases, float_checks;
+    double max_exp_rel, max_swiglu_rel, max_rms_rel, max_softmax_rel, max_dot_rel, max_axpy_rel;
+} level_stats;
+
+static const l8_kernels *levels[L8_ISA_COUNT];
+static level_stats stats[L8_ISA_COUNT];
+static int n_levels;
+
+/* ---------------------------------------------------------------- activation quantization */
+
+static void test_quantize_act(void) {
+    static const int64_t ks[] = {1, 3, 4, 7, 8, 28, 31, 32, 33, 60, 64, 100, 172, 256, 300, 1000};
+    for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++) {
+        int64_t k = ks[ki];
+        for (int n = 1; n <= 9; n += 4) {
+            for (int kind = 0; kind < 4; kind++) {
+                int64_t kp = l8_q_cols_padded(L8_DTYPE_Q4, k) + 4 * (kind & 1); /* also kp > k + 7 */
+                float *x = malloc(sizeof(float) * (size_t)(n * k));
+                for (int64_t i = 0; i < n * k; i++) x[i] = rng_gauss() * (kind == 3 ? 1e-30f : 3.0f);
+                if (kind == 2) { /* ties: amax 127 makes s = 1, so x/s hits .5 exactly */
+                    for (int64_t i = 0; i < n * k; i++) x[i] = (float)((int)(rng_u64() % 254) - 127) + 0.5f;
+                    for (int t = 0; t < n; t++) x[t * k] = 127.0f;
+                    if (k > 4) x[1] = NAN, x[2] = INFINITY, x[3] = -INFINITY;
+                }
+                if (n > 1) memset(x + k, 0, sizeof(float) * (size_t)k); /* an all-zero row */
+                int8_t *qr = malloc((size_t)(n * kp)), *qk = malloc((size_t)(n * kp));
+                float *sr = malloc(sizeof(float) * (size_t)n), *sk = malloc(sizeof(float) * (size_t)n);
+                l8_q_quantize_act_ref(x, n, k, kp, qr, sr);
+                for (int li = 0; li < n_levels; li++) {
+                    memset(qk, 0x5A, (size_t)(n * kp));
+                    levels[li]->quantize_act(x, n, k, kp, qk, sk);
+                    CHECK(memcmp(qr, qk, (size_t)(n * kp)) == 0);
+                    CHECK(memcmp(sr, sk, sizeof(float) * (size_t)n) == 0);
+                    stats[li].quant_cases++;
+                }
+                free(x), free(qr), free(qk), free(sr), free(sk);
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- quantized matmuls */
+
+typedef struct qmat {
+    l8_tensor t;
+    void *data, *scales;
+    int32_t *wq; /* rows x cols integer weights, from l8_q_weight */
+} qmat;
+
+static qmat make_qmat(l8_dtype dt, int32_t group, int64_t rows, int64_t cols) {
+    float *w = calloc((size_t)(rows * cols), sizeof(float));
+    for (int64_t r = 0; r < rows; r++) {
+        float mag = 0.1f + 10.0f * rng_unit();
+        for (int64_t c = 0; c < cols; c++) {
+            float v = rng_gauss() * mag;
+            if (rng_u64() % 50 == 0) v *= 10.0f;
+            w[r * cols + c] = v;
+        }
+    }
+    qmat m;
+    CHECK(l8_q_quantize_matrix(dt, group, w, rows, cols, &m.data, &m.scales) == LLM8_STATUS_OK);
+    m.t = l8_q_tensor(dt, group, rows, cols, m.data, m.scales);
+    m.wq = malloc(sizeof(int32_t) * (size_t)(rows * cols));
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) m.wq[r * cols + c] = l8_q_weight(&m.t, r, c);
+    free(w);
+    return m;
+}
+
+static void free_qmat(qmat *m) { free(m->data), free(m->scales), free(m->wq); }
+
+/* Same tensor with every scale 1 (pad rows too: the kernels never store pad rows anyway). */
+static void *unit_scales(const qmat *m) {
+    size_t bytes = l8_q_scale_bytes(m->t.dtype, m->t.shape[0], m->t.shape[1], m->t.group);
+    void *s = malloc(bytes);
+    if (m->t.dtype == L8_DTYPE_Q8)
+        for (size_t i = 0; i < bytes / 4; i++) ((float *)s)[i] = 1.0f;
+    else
+        for (size_t i = 0; i < bytes / 2; i++) ((uint16_t *)s)[i] = 0x3C00;
+    return s;
+}
+
+static void test_matmul_case(l8_dtype dt, int32_t group, int64_t rows, int64_t cols, const int *ms, int n_ms) {
+    qmat m = make_qmat(dt, group, rows, cols);
+    int64_t kp = l8_q_cols_padded(dt, cols);
+    void *ones = unit_scales(&m);
+    l8_tensor tu = l8_q_tensor(dt, group, rows, cols, m.data, ones);
+    for (int mi = 0; mi < n_ms; mi++) {
+        int n = ms[mi];
+        float *x = malloc(sizeof(float) * (size_t)(n * cols));
+        for (int64_t i = 0; i < n * cols; i++) x[i] = rng_gauss() * (1.0f + (i % 97 == 0 ? 20.0f : 0.0f));
+        int8_t *xq = malloc((size_t)(n * kp));
+        float *xs = malloc(sizeof(float) * (size_t)n), *xs1 = malloc(sizeof(float) * (size_t)n);
+        l8_q_quantize_act_ref(x, n, cols, kp, xq, xs);
+        for (int t = 0; t < n; t++) xs1[t] = 1.0f;
+        size_t osz = sizeof(float) * (size_t)(n * rows);
+        float *ref = malloc(osz), *got = malloc(osz), *iref = malloc(osz);
+        l8_q_matmul_ref(ref, xq, xs, n, &m.t);
+        bool int_case = mi % 3 == 0;
+        if (int_case) /* naive int64 sums: exact in float since |sum| <= 127*127*1000 < 2^24 */
+            for (int t = 0; t < n; t++)
+                for (int64_t r = 0; r < rows; r++) {
+                    int64_t s = 0;
+                    for (int64_t c = 0; c < cols; c++) s += (int64_t)m.wq[r * cols + c] * xq[t * kp + c];
+                    CHECK(llabs(s) < (1 << 24));
+                    iref[t * rows + r] = (float)s;
+                }
+        for (int li = 0; li < n_levels; li++) {
+            const l8_kernels *k = levels[li];
+            void (*mm)(float *, const int8_t *, const float *, int64_t, const l8_tensor *, int64_t, int64_t) =
+                dt == L8_DTYPE_Q8 ? k->matmul_q8 : k->matmul_q4;
+            memset(got, 0x7F, osz);
+            mm(got, xq, xs, n, &m.t, 0, rows);
+            if (memcmp(ref, got, osz) != 0) {
+                for (size_t i = 0; i < osz / 4; i++)
+                    if (f2u(ref[i]) != f2u(got[i])) {
+                        fprintf(stderr, "%s: %s g%d %lldx%lld n=%d: out[%zu] = %.9g, ref %.9g\n", k->name,
+                                l8_dtype_name(dt), group, (long long)rows, (long long)cols, n, i, got[i], ref[i]);
+                        break;
+                    }
+                CHECK(!"matmul differs from l8_q_matmul_ref");
+            }
+            stats[li].mm_cases++;
+            if (int_case) {
+                memset(got, 0x7F, osz);
+                mm(got, xq, xs1, n, &tu, 0, rows);
+                CHECK(memcmp(iref, got, osz) == 0);
+                stats[li].mm_int_cases++;
+            }
+            if (rows > 16 && mi % 2 == 0) { /* thread split: [0,16a) [16a,16b) [16b,rows) */
+                int64_t a = 1 + (int64_t)(rng_u64() % (uint64_t)((rows - 1) / 16)), b = a + 1;
+                int64_t cuts[4] = {0, 16 * a, 16 * b < rows ? 16 * b : rows, rows};
+                memset(got, 0x7F, osz);
+                for (int c = 0; c < 3; c++) {
+                    if (cuts[c] >= cuts[c + 1]) continue;
+                    mm(got, xq, xs, n, &m.t, cuts[c], cuts[c + 1]);
+                    for (int t = 0; t < n; t++) /* nothing at or beyond the range's end yet */
+                        for (int64_t r = cuts[c + 1]; r < rows; r++) CHECK(f2u(got[t * rows + r]) == 0x7F7F7F7Fu);
+                }
+                CHECK(memcmp(ref, got, osz) == 0);
+                stats[li].split_cases++;
+            }
+        }
+        free(x), free(xq), free(xs), free(xs1), free(ref), free(got), free(iref);
+    }
+    free(ones);
+    free_qmat(&m);
+}
+
+static void test_matmuls(void) {
+    static const int64_t ns[] = {1, 15, 16, 17, 100, 257};
+    static const int64_t ks[] = {4, 8, 28, 32, 60, 64, 100, 172, 256, 300, 1000};
+    static const int ms_all[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, 31, 67};
+    /* Q8: per channel (G = K), 32, 128, 512, 100 (rarely divides K), 30 (not a multiple of 4:
+     * a group boundary inside a block, the scalar path); Q4: 32, 48 (does not divide 32-col
+     * steps evenly), 20 (not a multiple of 8: scalar path). */
+    static const int32_t g8[] = {0, 32, 128, 512, 100, 30}, g4[] = {32, 48, 20};
+    int rot = 0;
+    for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++)
+        for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++) {
+            int64_t rows = ns[ni], cols = ks[ki];
+            int ms[11], n_ms = 0;
+            if (rows * cols <= 20000) {
+                memcpy(ms, ms_all, sizeof ms_all);
+                n_ms = 11;
+            } else { /* big shapes: 1, 67 and a rotating pair */
+                ms[n_ms++] = 1;
+                ms[n_ms++] = ms_all[1 + rot % 9];
+                ms[n_ms++] = ms_all[1 + (rot + 4) % 9];
+                ms[n_ms++] = 67;
+                rot++;
+            }
+            for (size_t gi = 0; gi < sizeof g8 / sizeof *g8; gi++) {
+                int32_t g = g8[gi] == 0 ? (int32_t)cols : g8[gi];
+                if (g8[gi] != 0 && g >= cols) continue; /* same as per channel */
+                test_matmul_case(L8_DTYPE_Q8, g, rows, cols, ms, n_ms);
+            }
+            if (cols % 8 != 0 && cols > 32) continue; /* Q4: Kp%8 shapes, plus the short rows */
+            for (size_t gi = 0; gi < sizeof g4 / sizeof *g4; gi++) {
+                if (gi > 0 && g4[gi] >= cols) continue;
+                test_matmul_case(L8_DTYPE_Q4, g4[gi], rows, cols, ms, n_ms);
+            }
+        }
+}
+
+/* ---------------------------------------------------------------- float helpers */
+
+static double rel(double got, double want, double scale) {
+    double d = fabs(got - want);
+    return scale > 0 ? d / scale : d;
+}
+
+static void note(double *max, double v) {
+    if (v > *max) *max = v;
+}
+
+static void test_f16(int li) {
+    const l8_kernels *k = levels[li];
+    enum { NR = 1 << 20 };
+    uint16_t *h = malloc(sizeof(uint16_t) * 65536), *h2 = malloc(sizeof(uint16_t) * NR);
+    float *f = malloc(sizeof(float) * NR);
+    for (int i = 0; i < 65536; i++) h[i] = (uint16_t)i;
+    k->f16_to_f32(f, h, 65536);
+    for (int i = 0; i < 65536; i++) {
+        float want = l8_f16_to_f32((uint16_t)i);
+        CHECK(isnan(want) ? isnan(f[i]) && signbit(want) == signbit(f[i]) : f2u(f[i]) == f2u(want));
+        f[i] = want; /* exact halves, NaN payloads included, for the way back */
+    }
+    k->f32_to_f16(h2, f, 65536);
+    for (int i = 0; i < 65536; i++) CHECK(h2[i] == l8_f32_to_f16(f[i]));
+    /* random bit patterns, then values near half-way between two halves (rounding ties) */
+    for (int i = 0; i < NR; i++) {
+        uint32_t u = (uint32_t)rng_u64();
+        if (i % 2) u = ((uint32_t)(rng_u64() % 0x47800000u) & ~0x1FFFu) | 0x1000u | (uint32_t)(rng_u64() % 3 == 0);
+        f[i] = u2f(u);
+    }
+    for (int off = 0; off < 8; off++) { /* every tail length */
+        k->f32_to_f16(h2 + off, f + off, NR - off - (off & 3));
+        for (int i = off; i < NR - off - (off & 3); i++) CHECK(h2[i] == l8_f32_to_f16(f[i]));
+    }
+    stats[li].float_checks += 65536 * 2 + NR * 8;
+    free(h), free(h2), free(f);
+}
+
+static void test_exp(int li) {
+    const l8_kernels *k = levels[li];
+    enum { N = 1 << 20 };
+    float *x = malloc(sizeof(float) * N), *y = malloc(sizeof(float) * N);
+    for (int pass = 0; pass < 4; pass++) {
+        for (int i = 0; i < N; i++) x[i] = pass < 2 ? -104.0f + 193.0f * ((float)i + pass * 0.5f) / N
+                                                    : (rng_unit() * 2 - 1) * (pass == 2 ? 1.0f : 88.0f);
+        k->exp(y, x, N);
+        for (int i = 0; i < N; i++) {
+            float want = expf(x[i]);
+            if (want >= FLT_MIN && !isinf(want)) note(&stats[li].max_exp_rel, rel(y[i], want, want));
+            else if (isinf(want)) CHECK(isinf(y[i]));
+            else CHECK(fabsf(y[i] - want) <= 2 * 1.4013e-45f); /* subnormal results: an ulp or two */
+        }
+    }
+    float sp[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 88.7f, 88.73f, 200.0f, -200.0f, -87.33f, 1e-30f};
+    float spy[11];
+    k->exp(spy, sp, 11);
+    CHECK(spy[0] == 1.0f && spy[1] == 1.0f && isinf(spy[2]) && spy[3] == 0.0f && isnan(spy[4]));
+    CHECK(isinf(spy[6]) && isinf(spy[7]) && spy[8] == 0.0f && spy[10] == 1.0f);
+    CHECK(rel(spy[5], expf(88.7f), expf(88.7f)) < 2e-7 && rel(spy[9], expf(-87.33f), expf(-87.33f)) < 2e-7);
+    CHECK(stats[li].max_exp_rel < 2e-7);
+    stats[li].float_checks += 4 * N;
+    free(x), free(y);
+}
+
+static void test_float_helpers(int li) {
+    const l8_kernels *k = levels[li], *s = levels[0];
+    level_stats *st = &stats[li];
+    static const int64_t ns[] = {1, 2, 7, 8, 9, 15, 16, 17, 31, 64, 100, 1000, 3072};
+    for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++) {
+        int64_t n = ns[ni];
+        size_t fb = sizeof(float) * (size_t)n;
+        float *a = malloc(fb), *b = malloc(fb), *w = malloc(fb), *o1 = malloc(fb), *o2 = malloc(fb);
+        uint16_t *h = malloc(sizeof(uint16_t) * (size_t)n);
+        for (int64_t i = 0; i < n; i++) {
+            a[i] = rng_gauss() * 4.0f;
+            b[i] = rng_gauss();
+            w[i] = 0.5f + rng_unit();
+            h[i] = l8_f32_to_f16(rng_gauss());
+        }
+        /* rmsnorm: the sum of squares is reordered, a few ulps of the scale */
+        s->rmsnorm(o1, a, w, n, 1e-5f);
+        k->rmsnorm(o2, a, w, n, 1e-5f);
+        for (int64_t i = 0; i < n; i++) note(&st->max_rms_rel, rel(o2[i], o1[i], fabs(o1[i]) + 1e-30));
+        /* swiglu over a wide range of gates (e^-g under- and overflows at the ends) */
+        for (int64_t i = 0; i < n; i++) o1[i] = a[i] * (i % 5 == 0 ? 30.0f : 1.0f);
+        s->swiglu(o2, o1, b, n);
+        k->swiglu(o1, o1, b, n); /* aliasing out = g */
+        for (int64_t i = 0; i < n; i++) note(&st->max_swiglu_rel, rel(o1[i], o2[i], fabs(o2[i]) + 1e-30));
+        /* softmax */
+        memcpy(o1, a, fb), memcpy(o2, a, fb);
+        s->softmax(o1, n);
+        k->softmax(o2, n);
+        for (int64_t i = 0; i < n; i++) note(&st->max_softmax_rel, rel(o2[i], o1[i], fabs(o1[i]) + 1e-30));
+        /* dots, relative to sum |a b| */
+        double sab = 0, sah = 0;
+        for (int64_t i = 0; i < n; i++) {
+            sab += fabs((double)a[i] * b[i]);
+            sah += fabs((double)a[i] * l8_f16_to_f32(h[i]));
+        }
+        note(&st->max_dot_rel, rel(k->dot_f32(a, b, n), s->dot_f32(a, b, n), sab));
+        note(&st->max_dot_rel, rel(k->dot_f16(a, h, n), s->dot_f16(a, h, n), sah));
+        /* axpys: one fused rounding vs two, relative to |y| + |a x| */
+        memcpy(o1, b, fb), memcpy(o2, b, fb);
+        s->axpy_f32(o1, 0.37f, a, n), k->axpy_f32(o2, 0.37f, a, n);
+        for (int64_t i = 0; i < n; i++) note(&st->max_axpy_rel, rel(o2[i], o1[i], fabs(b[i]) + fabs(0.37 * a[i])));
+        memcpy(o1, b, fb), memcpy(o2, b, fb);
+        s->axpy_f16(o1, -1.7f, h, n), k->axpy_f16(o2, -1.7f, h, n);
+        for (int64_t i = 0; i < n; i++)
+            note(&st->max_axpy_rel, rel(o2[i], o1[i], fabs(b[i]) + fabs(1.7 * l8_f16_to_f32(h[i]))));
+        st->float_checks += 8 * n;
+        free(a), free(b), free(w), free(o1), free(o2), free(h);
+    }
+    CHECK(st->max_rms_rel < 1e-5 && st->max_swiglu_rel < 1e-6 && st->max_softmax_rel < 1e-5);
+    CHECK(st->max_dot_rel < 1e-5 && st->max_axpy_rel < 2e-7);
+    test_f16(li);
+    test_exp(li);
+}
+
+int main(void) {
+    printf("%s\n", l8_kernels_describe());
+    for (int i = 0; i < L8_ISA_COUNT; i++)
+        if (l8_kernels_for((l8_isa)i)) levels[n_levels++] = l8_kernels_for((l8_isa)i);
+    CHECK(n_levels >= 1 && levels[0]->isa == L8_ISA_SCALAR);
+    CHECK(l8_kernels_get() != NULL);
+
+    test_quantize_act();
+    test_matmuls();
+    for (int li = 0; li < n_levels; li++) test_float_helpers(li);
+
+    for (int li = 0; li < n_levels; li++) {
+        level_stats *s = &stats[li];
+        printf("%-12s quantize_act %ld cases byte-identical; matmul %ld cases bit-identical to the reference, "
+               "%ld int32-exact, %ld row splits; float helpers %ld values: max rel err exp %.2e swiglu %.2e "
+               "rmsnorm %.2e softmax %.2e dot %.2e axpy %.2e\n",
+               levels[li]->name, s->quant_cases, s->mm_cases, s->mm_int_cases, s->split_cases, s->float_checks,
+               s->max_exp_rel, s->max_swiglu_rel, s->max_rms_rel, s->max_softmax_rel, s->max_dot_rel,
+               s->max_axpy_rel);
+    }
+    printf("test_kernels: OK\n");
+    return 0;
+}
