@@ -3,6 +3,20 @@
 #include <string.h>
 
 #include "cli.h"
+#include "kernels/kernels.h"
+
+#include <sys/resource.h>
+#include <time.h>
+
+static double rss_mb(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, resident = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+        fclose(f);
+    }
+    return resident * 4096.0 / 1e6;
+}
 
 static void print_token(const llm8_tokenizer *tok, const char *label, int32_t id) {
     const char *piece = id >= 0 ? llm8_tokenizer_piece(tok, id) : NULL;
@@ -23,13 +37,22 @@ int cmd_info(int argc, char **argv) {
             return 2;
         }
     }
+    printf("%-22s %s\n", "cpu", l8_kernels_describe());
+    printf("%-22s", "kernels available");
+    for (int i = 0; i < L8_ISA_COUNT; i++)
+        if (l8_kernels_for((l8_isa)i)) printf(" %s", l8_isa_name((l8_isa)i));
+    printf("\n");
     if (!path) path = cli_default_model();
     char err[512];
     llm8_model *model = NULL;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (llm8_model_load(path, &model, err, sizeof err)) {
         fprintf(stderr, "llm8: %s\n", err);
         return 1;
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double load_ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
     const llm8_model_info *m = llm8_model_get_info(model);
     const llm8_tokenizer *tok = llm8_model_tokenizer(model);
     printf("%-22s %s\n", "model", path);
@@ -44,6 +67,7 @@ int cmd_info(int argc, char **argv) {
     printf("%-22s %d (kv %d, head_dim %d)\n", "attention heads", m->n_head, m->n_kv_head, m->head_dim);
     printf("%-22s %d\n", "max positions", m->n_ctx_train);
     printf("%-22s %g\n", "rms_norm_eps", m->rms_norm_eps);
+    printf("%-22s %.1f ms, RSS after load %.1f MB (weights are mapped, not read)\n", "load", load_ms, rss_mb());
     printf("%-22s theta %g, scaling %s", "rope", m->rope_theta, m->rope_scaling);
     if (!strcmp(m->rope_scaling, "llama3"))
         printf(" (factor %g, low %g, high %g, original context %d)", m->rope_factor, m->rope_low_freq_factor,

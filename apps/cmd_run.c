@@ -13,6 +13,7 @@ static void run_usage(void) {
            "  -f FILE             read the prompt from a file\n"
            "  -n N                tokens to generate (default 128; -1: until the context is full)\n"
            "  -c, --ctx N         context length (default min(model maximum, 4096))\n"
+           "  -t, --threads N     compute threads (default: one per physical core)\n"
            "  --temp T            temperature; 0 = greedy (default: generation_config.json, else 0.8)\n"
            "  --top-k K           (default 40; 0 = off)\n"
            "  --top-p P           (default: generation_config.json, else 0.95; 1 = off)\n"
@@ -22,6 +23,7 @@ static void run_usage(void) {
            "  --seed S            (default: random, printed in the stats line)\n"
            "  --stop TEXT         stop when TEXT appears (repeatable)\n"
            "  --ignore-eos        keep generating through end tokens\n"
+           "  --reference         run the scalar f32 reference transformer (the oracle; slow)\n"
            "  --special           match special-token strings in the prompt\n"
            "  --no-bos            do not add BOS to the prompt\n");
 }
@@ -36,12 +38,12 @@ static bool print_piece(void *user, const char *text, size_t len, int32_t token)
 
 int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL;
-    long n_predict = 128, n_ctx = 0;
+    long n_predict = 128, n_ctx = 0, threads = 0;
     double temp = -1, top_p = -1, v;
     long lv;
     const char *stops[16];
     size_t n_stop = 0;
-    bool seed_given = false;
+    bool seed_given = false, reference = false;
     llm8_generate_params gp = llm8_generate_default_params();
 
     for (int i = 1; i < argc; i++) {
@@ -57,6 +59,8 @@ int cmd_run(int argc, char **argv) {
             if (!(prompt_file = cli_value(argc, argv, &i))) return 2;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             if (!cli_int(a, cli_value(argc, argv, &i), -1, 1L << 30, &n_predict)) return 2;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            if (!cli_int(a, cli_value(argc, argv, &i), 1, 1024, &threads)) return 2;
         } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
             if (!cli_int(a, cli_value(argc, argv, &i), 1, 1L << 24, &n_ctx)) return 2;
         } else if (!strcmp(a, "--temp")) {
@@ -93,6 +97,8 @@ int cmd_run(int argc, char **argv) {
                 return 2;
             }
             stops[n_stop++] = s;
+        } else if (!strcmp(a, "--reference")) {
+            reference = true;
         } else if (!strcmp(a, "--ignore-eos")) {
             gp.ignore_eos = true;
         } else if (!strcmp(a, "--special")) {
@@ -143,6 +149,8 @@ int cmd_run(int argc, char **argv) {
 
     llm8_session_params sp = llm8_session_default_params();
     sp.n_ctx = (int32_t)n_ctx;
+    sp.n_threads = (int32_t)threads;
+    sp.reference = reference;
     llm8_session *s = NULL;
     int rc = 0;
     if (llm8_session_create(model, &sp, &s, err, sizeof err)) {

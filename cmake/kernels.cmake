@@ -4,9 +4,13 @@
 # -ffp-contract=off: the matmul rescale must round exactly like the scalar reference (no FMA
 # fusion of its multiply and add). Source properties are read at generate time, so this file
 # may be included before or after add_library, in the top-level directory.
+# LLM8_SOURCE_ROOT: the repository root (the fuzz build includes this file from tests/fuzz).
+if(NOT LLM8_SOURCE_ROOT)
+  set(LLM8_SOURCE_ROOT ${CMAKE_SOURCE_DIR})
+endif()
 if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
-  set_source_files_properties(${CMAKE_CURRENT_SOURCE_DIR}/src/kernels/x86_avx2.c
+  set_source_files_properties(${LLM8_SOURCE_ROOT}/src/kernels/x86_avx2.c
     PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mf16c;-ffp-contract=off")
-  set_source_files_properties(${CMAKE_CURRENT_SOURCE_DIR}/src/kernels/x86_avx512.c
+  set_source_files_properties(${LLM8_SOURCE_ROOT}/src/kernels/x86_avx512.c
     PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mf16c;-mavx512f;-mavx512bw;-mavx512vl;-mavx512vnni;-ffp-contract=off")
 endif()

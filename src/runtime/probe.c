@@ -38,6 +38,9 @@ static void run(l8_pool *pool, l8_pool_fn fn, void *ctx) {
 typedef enum { K_C, K_AVX2, K_AVX512 } kernel;
 
 static kernel read_kernel(void) {
+#ifdef L8_PROBE_FORCE_KERNEL /* to test the fallbacks on a machine that has better */
+    return (kernel)L8_PROBE_FORCE_KERNEL;
+#endif
 #if L8_X86
     if (__builtin_cpu_supports("avx512f")) return K_AVX512;
     if (__builtin_cpu_supports("avx2")) return K_AVX2;
@@ -161,6 +164,9 @@ double l8_probe_read_bandwidth(l8_pool *pool, size_t bytes, int repeats) {
 /* ---------------------------------------------------------------- int8 peak */
 
 static kernel int8_kernel(void) {
+#ifdef L8_PROBE_FORCE_KERNEL /* to test the fallbacks on a machine that has better */
+    return (kernel)L8_PROBE_FORCE_KERNEL;
+#endif
 #if L8_X86
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni")) return K_AVX512;
     if (__builtin_cpu_supports("avx2")) return K_AVX2;
@@ -177,7 +183,7 @@ const char *l8_probe_int8_kernel(void) {
  * done. The operands are hidden from the compiler (empty asm) so it can neither fold nor hoist
  * the products; the accumulators go to *sink so that nothing is dead. */
 #if L8_X86
-__attribute__((target("avx512f,avx512vnni"))) static uint64_t int8_avx512vnni(uint64_t iters, int64_t *sink) {
+__attribute__((target("avx512f,avx512vnni"))) static uint64_t int8_avx512vnni(uint64_t iters, uint64_t *sink) {
     __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(-2);
     __asm__("" : "+v"(a), "+v"(b));
     /* 12 chains: vpdpbusd has a latency of ~5 cycles and up to 2 issue per cycle */
@@ -207,7 +213,7 @@ __attribute__((target("avx512f,avx512vnni"))) static uint64_t int8_avx512vnni(ui
     return iters * 12 * 64;
 }
 
-__attribute__((target("avx2"))) static uint64_t int8_avx2(uint64_t iters, int64_t *sink) {
+__attribute__((target("avx2"))) static uint64_t int8_avx2(uint64_t iters, uint64_t *sink) {
     __m256i a = _mm256_set1_epi8(3), b = _mm256_set1_epi8(-2), one = _mm256_set1_epi16(1);
     __m256i c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
     /* only the add is loop-carried; the operand copy is hidden per chain so the 8 products are
@@ -239,16 +245,17 @@ __attribute__((target("avx2"))) static uint64_t int8_avx2(uint64_t iters, int64_
 }
 #endif
 
-static uint64_t int8_c(uint64_t iters, int64_t *sink) {
+static uint64_t int8_c(uint64_t iters, uint64_t *sink) {
     uint8_t a[64];
     int8_t b[64];
-    int32_t c[16] = {0};
+    uint32_t c[16] = {0}; /* wrapping: the value is never used */
     for (int k = 0; k < 64; k++) a[k] = (uint8_t)(k * 7), b[k] = (int8_t)(k * 5 - 100);
     for (uint64_t i = 0; i < iters; i++) {
 #if defined(__GNUC__)
         __asm__("" : : "r"(a), "r"(b) : "memory"); /* the operands may have changed: no folding */
 #endif
-        for (int k = 0; k < 64; k++) c[k & 15] += a[k] * b[k];
+        for (int j = 0; j < 64; j += 16) /* 16 lanes: the shape auto-vectorization wants */
+            for (int k = 0; k < 16; k++) c[k] += (uint32_t)(a[j + k] * b[j + k]);
     }
     for (int k = 0; k < 16; k++) *sink += c[k];
     return iters * 64;
@@ -258,10 +265,10 @@ typedef struct int8_job {
     kernel k;
     double seconds;
     double rate[MAX_THREADS]; /* MACs per second of each thread */
-    int64_t sink[MAX_THREADS];
+    uint64_t sink[MAX_THREADS];
 } int8_job;
 
-static uint64_t int8_round(kernel k, uint64_t iters, int64_t *sink) {
+static uint64_t int8_round(kernel k, uint64_t iters, uint64_t *sink) {
 #if L8_X86
     if (k == K_AVX512) return int8_avx512vnni(iters, sink);
     if (k == K_AVX2) return int8_avx2(iters, sink);

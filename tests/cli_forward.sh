@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The fast forward pass against the scalar reference transformer: the same greedy tokens for
+# the float folder and every quantized type, at every kernel level this CPU has (LLM8_ISA) and
+# with 1 to 4 threads.
+set -u
+bin=${LLM8_BIN:-build/llm8}
+demo=models/stories260k
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+models=("$demo")
+for q in w8a8 w8a8_g128 w4a8_g32; do
+  "$bin" convert "$demo" -o "$tmp/$q.gguf" --quant $q 2>/dev/null && models+=("$tmp/$q.gguf") || { echo "FAIL convert $q"; fail=1; }
+done
+isas=$("$bin" info 2>/dev/null | sed -n 's/^kernels available *//p')
+[ -n "$isas" ] || isas="scalar"
+for m in "${models[@]}"; do
+  for p in "Once upon a time" "Zoë saw a café 😀 near the sea."; do
+    ref=$("$bin" run -m "$m" -p "$p" -n 40 --temp 0 --ignore-eos --reference 2>/dev/null)
+    [ -n "$ref" ] || { echo "FAIL reference run on $m"; fail=1; continue; }
+    for isa in $isas; do
+      for t in 1 2 3 4; do
+        out=$(LLM8_ISA=$isa "$bin" run -m "$m" -p "$p" -n 40 --temp 0 --ignore-eos -t $t 2>/dev/null)
+        if [ "$out" != "$ref" ]; then
+          echo "FAIL $(basename "$m") isa $isa threads $t: [$out] != reference [$ref]"
+          fail=1
+        fi
+      done
+    done
+    echo "ok   $(basename "$m") '$p': isa {$isas} x threads {1..4} = reference"
+  done
+done
+exit $fail
