@@ -14,6 +14,7 @@ int cmd_convert(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
+int cmd_template(int argc, char **argv);
 
 /* The bundled demo model, used when -m is not given. */
 const char *cli_default_model(void);

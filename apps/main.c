@@ -17,6 +17,7 @@ static void usage(FILE *f) {
             "  convert   quantize into one llm8 file     (llm8 convert SRC -o OUT.gguf --quant w8a8)\n"
             "  bench     speed beside the machine limits (llm8 bench -m MODEL [-t N] [-p 64,512] [-n 128] [--json])\n"
             "  tokenize  print token ids of stdin text   (llm8 tokenize -m DIR [--special] [--bos] [--jsonl])\n"
+            "  template  render a chat as a prompt       (llm8 template -m DIR [--date D] [--no-generation-prompt] <chat.json)\n"
             "  perplexity score a text file              (llm8 perplexity -m MODEL -f TEXT [--ctx N] [--docs] [--ref REF] [--json])\n"
             "\n"
             "MODEL is a Hugging Face folder (config.json, *.safetensors, tokenizer.json, ...).\n"
@@ -36,6 +37,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "perplexity")) return cmd_perplexity(argc - 1, argv + 1);
+    if (!strcmp(cmd, "template")) return cmd_template(argc - 1, argv + 1);
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
         usage(stdout);
         return 0;

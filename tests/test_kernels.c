@@ -5,8 +5,11 @@
  *  - Q8 / Q4 matmuls on odd shapes, group sizes and token counts: float outputs bit-identical to
  *    l8_q_matmul_ref, int32 sums exact (scales 1, integer outputs < 2^24, against a naive sum),
  *    row ranges composing to the full result without writing outside their range;
- *  - float helpers against the scalar ones (tolerances below), exp against expf, the f16
- *    conversions on all 2^16 halves and on random floats.
+ *  - float helpers (rmsnorm, swiglu, softmax, exp, dots, axpys): bit-identical to the scalar
+ *    level (the canonical order of kernels.h) on every length 1..1000 and a few large ones, with
+ *    under/overflowing, special (+-0, +-inf, NaN) and tied inputs, aliasing and misaligned
+ *    pointers; the scalar level itself against double precision; exp against expf (< 2e-7);
+ *    the f16 conversions on all 2^16 halves and on random floats.
  * Prints one summary line per level. */
 #include <assert.h>
 #include <float.h>
@@ -56,7 +59,7 @@ static float u2f(uint32_t u) {
 
 typedef struct level_stats {
     long quant_cases, mm_cases, mm_int_cases, split_cases, float_checks;
-    double max_exp_rel, max_swiglu_rel, max_rms_rel, max_softmax_rel, max_dot_rel, max_axpy_rel;
+    double max_exp_rel, max_swiglu_rel, max_rms_rel, max_softmax_rel, max_dot_rel; /* scalar vs double */
 } level_stats;
 
 static const l8_kernels *levels[L8_ISA_COUNT];
@@ -251,6 +254,180 @@ static void note(double *max, double v) {
     if (v > *max) *max = v;
 }
 
+/* Bit-identical, except that any NaN equals any NaN (kernels.h leaves NaN payloads open). */
+static bool same_bits(const float *x, const float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (f2u(x[i]) != f2u(y[i]) && !(isnan(x[i]) && isnan(y[i]))) return false;
+    return true;
+}
+
+static void report_diff(const char *what, const char *level, int64_t n, const float *want, const float *got,
+                        int64_t len) {
+    for (int64_t i = 0; i < len; i++)
+        if (f2u(want[i]) != f2u(got[i]) && !(isnan(want[i]) && isnan(got[i]))) {
+            fprintf(stderr, "%s %s n=%lld: [%lld] = %a, scalar %a\n", level, what, (long long)n, (long long)i,
+                    got[i], want[i]);
+            return;
+        }
+}
+
+#define SAME(what, want, got, len)                                                          \
+    do {                                                                                    \
+        if (!same_bits(want, got, len)) {                                                   \
+            report_diff(what, k->name, n, want, got, len);                                  \
+            CHECK(!"float helper not bit-identical to the scalar level");                   \
+        }                                                                                   \
+    } while (0)
+
+/* Inputs of one case. kind 0: gaussian; 1: magnitudes spread over 2^-70..2^60 (products under-
+ * and overflow, lanes go to -0 or inf); 2: gaussian with +-0, +-inf, NaN and -inf runs sprinkled
+ * in; 3: few distinct values (ties in the max, exact cancellations in the sums); 4: tiny
+ * negatives (with b = 1e-30 every product rounds to -0: every lane of a dot is -0, so a short
+ * last block that added +0 to the unused lanes instead of leaving them would give +0). */
+static float gen(int kind) {
+    switch (kind) {
+    case 1: return rng_gauss() * ldexpf(1.0f, (int)(rng_u64() % 131) - 70);
+    case 2: {
+        uint64_t r = rng_u64() % 64;
+        if (r == 0) return 0.0f;
+        if (r == 1) return -0.0f;
+        if (r == 2) return INFINITY;
+        if (r == 3) return -INFINITY;
+        if (r == 4) return NAN;
+        return rng_gauss() * 8.0f;
+    }
+    case 3: return (float)((int)(rng_u64() % 5) - 2) * (rng_u64() % 2 ? 1.0f : -0.0f);
+    case 4: return -1e-30f * (1.0f + rng_unit());
+    default: return rng_gauss() * 4.0f;
+    }
+}
+
+/* Every helper of every level against the scalar level, bit for bit, on one length. */
+static void float_case(int64_t n, int kind) {
+    const l8_kernels *s = levels[0];
+    size_t fb = sizeof(float) * (size_t)(n + 1);
+    int off = (int)(rng_u64() % 2); /* also misaligned starts */
+    float *a0 = malloc(fb), *b0 = malloc(fb), *w0 = malloc(fb), *want = malloc(fb), *got0 = malloc(fb);
+    float *want2 = malloc(fb), *got20 = malloc(fb);
+    uint16_t *h0 = malloc(sizeof(uint16_t) * (size_t)(n + 1));
+    float *a = a0 + off, *b = b0 + off, *w = w0 + off, *got = got0 + off, *got2 = got20 + off;
+    uint16_t *h = h0 + off;
+    for (int64_t i = 0; i < n; i++) {
+        a[i] = gen(kind);
+        b[i] = kind == 2 ? rng_gauss() : kind == 4 ? 1e-30f : gen(kind);
+        w[i] = 0.5f + rng_unit();
+        h[i] = l8_f32_to_f16(kind == 1 ? b[i] : rng_gauss());
+    }
+    size_t nb = sizeof(float) * (size_t)n;
+    float ws, wh;
+    float gs = kind == 0 ? 30.0f : 1.0f; /* swiglu gates: e^-g under- and overflows at the ends */
+    for (int64_t i = 0; i < n; i++) want2[i] = a[i] * (i % 5 == 0 ? gs : 1.0f);
+
+    s->rmsnorm(want, a, w, n, 1e-5f);
+    for (int li = 0; li < n_levels; li++) {
+        const l8_kernels *k = levels[li];
+        memcpy(got, a, nb); /* out aliasing x */
+        k->rmsnorm(got, got, w, n, 1e-5f);
+        SAME("rmsnorm", want, got, n);
+        stats[li].float_checks += n;
+    }
+    s->swiglu(want, want2, b, n);
+    for (int li = 0; li < n_levels; li++) {
+        const l8_kernels *k = levels[li];
+        memcpy(got, want2, nb); /* out aliasing g */
+        k->swiglu(got, got, b, n);
+        SAME("swiglu", want, got, n);
+        memcpy(got, b, nb); /* out aliasing u */
+        k->swiglu(got, want2, got, n);
+        SAME("swiglu", want, got, n);
+        stats[li].float_checks += 2 * n;
+    }
+    memcpy(want, a, nb);
+    s->softmax(want, n);
+    for (int li = 0; li < n_levels; li++) {
+        const l8_kernels *k = levels[li];
+        memcpy(got, a, nb);
+        k->softmax(got, n);
+        SAME("softmax", want, got, n);
+        stats[li].float_checks += n;
+    }
+    s->exp(want, a, n);
+    for (int li = 0; li < n_levels; li++) {
+        const l8_kernels *k = levels[li];
+        memcpy(got, a, nb); /* y aliasing x */
+        k->exp(got, got, n);
+        SAME("exp", want, got, n);
+        stats[li].float_checks += n;
+    }
+    ws = s->dot_f32(a, b, n);
+    wh = s->dot_f16(a, h, n);
+    for (int li = 0; li < n_levels; li++) {
+        const l8_kernels *k = levels[li];
+        float gd = k->dot_f32(a, b, n), gh = k->dot_f16(a, h, n);
+        SAME("dot_f32", &ws, &gd, 1);
+        SAME("dot_f16", &wh, &gh, 1);
+        stats[li].float_checks += 2;
+    }
+    float alpha = kind == 1 ? gen(1) : 0.37f;
+    memcpy(want, b, nb), memcpy(want2, b, nb);
+    s->axpy_f32(want, alpha, a, n);
+    s->axpy_f16(want2, -1.7f, h, n);
+    for (int li = 0; li < n_levels; li++) {
+        const l8_kernels *k = levels[li];
+        memcpy(got, b, nb), memcpy(got2, b, nb);
+        k->axpy_f32(got, alpha, a, n);
+        k->axpy_f16(got2, -1.7f, h, n);
+        SAME("axpy_f32", want, got, n);
+        SAME("axpy_f16", want2, got2, n);
+        stats[li].float_checks += 2 * n;
+    }
+    /* the scalar level itself against double precision (kind 0: no under/overflow), so that
+     * the shared order stays accurate (lengths up to 4096: longer sums drift as a random walk) */
+    if (kind == 0 && n <= 4096) {
+        double d = 0, sab = 0, ss = 0, sah = 0, dh = 0;
+        for (int64_t i = 0; i < n; i++) {
+            d += (double)a[i] * b[i], sab += fabs((double)a[i] * b[i]), ss += (double)a[i] * a[i];
+            double hv = l8_f16_to_f32(h[i]);
+            dh += a[i] * hv, sah += fabs(a[i] * hv);
+        }
+        note(&stats[0].max_dot_rel, rel(ws, d, sab));
+        note(&stats[0].max_dot_rel, rel(wh, dh, sah));
+        s->rmsnorm(want, a, w, n, 1e-5f);
+        double scale = 1.0 / sqrt(ss / (double)n + 1e-5);
+        for (int64_t i = 0; i < n; i++) {
+            double r = a[i] * scale * w[i];
+            note(&stats[0].max_rms_rel, rel(want[i], r, fabs(r) + 1e-30));
+        }
+        memcpy(want, a, nb);
+        s->softmax(want, n);
+        float mx = -INFINITY; /* x - max rounded in float as the kernel does: not its error */
+        double sum = 0;
+        for (int64_t i = 0; i < n; i++) mx = a[i] > mx ? a[i] : mx;
+        for (int64_t i = 0; i < n; i++) sum += exp((double)(a[i] - mx));
+        for (int64_t i = 0; i < n; i++) {
+            double r = exp((double)(a[i] - mx)) / sum;
+            note(&stats[0].max_softmax_rel, rel(want[i], r, r));
+        }
+        s->swiglu(want, a, b, n);
+        for (int64_t i = 0; i < n; i++) {
+            double r = a[i] / (1.0 + exp(-(double)a[i])) * b[i];
+            note(&stats[0].max_swiglu_rel, rel(want[i], r, fabs(r) + 1e-30));
+        }
+    }
+    free(a0), free(b0), free(w0), free(want), free(got0), free(want2), free(got20), free(h0);
+}
+
+static void test_float_identical(void) {
+    for (int64_t n = 1; n <= 1000; n++) float_case(n, (int)(n % 4));
+    for (int64_t n = 1; n <= 100; n++) float_case(n, 4);
+    static const int64_t big[] = {2048, 3072, 4096 + 13, 11008, 65536 + 5, 100003};
+    for (size_t i = 0; i < sizeof big / sizeof *big; i++)
+        for (int kind = 0; kind < 4; kind++) float_case(big[i], kind);
+    /* scalar accuracy of the shared order (random rounding walks: a few ulps, loose bounds) */
+    CHECK(stats[0].max_dot_rel < 5e-7 && stats[0].max_rms_rel < 1e-6);
+    CHECK(stats[0].max_softmax_rel < 2e-6 && stats[0].max_swiglu_rel < 1e-6);
+}
+
 static void test_f16(int li) {
     const l8_kernels *k = levels[li];
     enum { NR = 1 << 20 };
@@ -306,55 +483,6 @@ static void test_exp(int li) {
 }
 
 static void test_float_helpers(int li) {
-    const l8_kernels *k = levels[li], *s = levels[0];
-    level_stats *st = &stats[li];
-    static const int64_t ns[] = {1, 2, 7, 8, 9, 15, 16, 17, 31, 64, 100, 1000, 3072};
-    for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++) {
-        int64_t n = ns[ni];
-        size_t fb = sizeof(float) * (size_t)n;
-        float *a = malloc(fb), *b = malloc(fb), *w = malloc(fb), *o1 = malloc(fb), *o2 = malloc(fb);
-        uint16_t *h = malloc(sizeof(uint16_t) * (size_t)n);
-        for (int64_t i = 0; i < n; i++) {
-            a[i] = rng_gauss() * 4.0f;
-            b[i] = rng_gauss();
-            w[i] = 0.5f + rng_unit();
-            h[i] = l8_f32_to_f16(rng_gauss());
-        }
-        /* rmsnorm: the sum of squares is reordered, a few ulps of the scale */
-        s->rmsnorm(o1, a, w, n, 1e-5f);
-        k->rmsnorm(o2, a, w, n, 1e-5f);
-        for (int64_t i = 0; i < n; i++) note(&st->max_rms_rel, rel(o2[i], o1[i], fabs(o1[i]) + 1e-30));
-        /* swiglu over a wide range of gates (e^-g under- and overflows at the ends) */
-        for (int64_t i = 0; i < n; i++) o1[i] = a[i] * (i % 5 == 0 ? 30.0f : 1.0f);
-        s->swiglu(o2, o1, b, n);
-        k->swiglu(o1, o1, b, n); /* aliasing out = g */
-        for (int64_t i = 0; i < n; i++) note(&st->max_swiglu_rel, rel(o1[i], o2[i], fabs(o2[i]) + 1e-30));
-        /* softmax */
-        memcpy(o1, a, fb), memcpy(o2, a, fb);
-        s->softmax(o1, n);
-        k->softmax(o2, n);
-        for (int64_t i = 0; i < n; i++) note(&st->max_softmax_rel, rel(o2[i], o1[i], fabs(o1[i]) + 1e-30));
-        /* dots, relative to sum |a b| */
-        double sab = 0, sah = 0;
-        for (int64_t i = 0; i < n; i++) {
-            sab += fabs((double)a[i] * b[i]);
-            sah += fabs((double)a[i] * l8_f16_to_f32(h[i]));
-        }
-        note(&st->max_dot_rel, rel(k->dot_f32(a, b, n), s->dot_f32(a, b, n), sab));
-        note(&st->max_dot_rel, rel(k->dot_f16(a, h, n), s->dot_f16(a, h, n), sah));
-        /* axpys: one fused rounding vs two, relative to |y| + |a x| */
-        memcpy(o1, b, fb), memcpy(o2, b, fb);
-        s->axpy_f32(o1, 0.37f, a, n), k->axpy_f32(o2, 0.37f, a, n);
-        for (int64_t i = 0; i < n; i++) note(&st->max_axpy_rel, rel(o2[i], o1[i], fabs(b[i]) + fabs(0.37 * a[i])));
-        memcpy(o1, b, fb), memcpy(o2, b, fb);
-        s->axpy_f16(o1, -1.7f, h, n), k->axpy_f16(o2, -1.7f, h, n);
-        for (int64_t i = 0; i < n; i++)
-            note(&st->max_axpy_rel, rel(o2[i], o1[i], fabs(b[i]) + fabs(1.7 * l8_f16_to_f32(h[i]))));
-        st->float_checks += 8 * n;
-        free(a), free(b), free(w), free(o1), free(o2), free(h);
-    }
-    CHECK(st->max_rms_rel < 1e-5 && st->max_swiglu_rel < 1e-6 && st->max_softmax_rel < 1e-5);
-    CHECK(st->max_dot_rel < 1e-5 && st->max_axpy_rel < 2e-7);
     test_f16(li);
     test_exp(li);
 }
@@ -368,16 +496,20 @@ int main(void) {
 
     test_quantize_act();
     test_matmuls();
+    test_float_identical();
     for (int li = 0; li < n_levels; li++) test_float_helpers(li);
 
     for (int li = 0; li < n_levels; li++) {
         level_stats *s = &stats[li];
         printf("%-12s quantize_act %ld cases byte-identical; matmul %ld cases bit-identical to the reference, "
-               "%ld int32-exact, %ld row splits; float helpers %ld values: max rel err exp %.2e swiglu %.2e "
-               "rmsnorm %.2e softmax %.2e dot %.2e axpy %.2e\n",
+               "%ld int32-exact, %ld row splits; float helpers %ld values bit-identical to scalar; max rel err "
+               "exp %.2e vs expf",
                levels[li]->name, s->quant_cases, s->mm_cases, s->mm_int_cases, s->split_cases, s->float_checks,
-               s->max_exp_rel, s->max_swiglu_rel, s->max_rms_rel, s->max_softmax_rel, s->max_dot_rel,
-               s->max_axpy_rel);
+               s->max_exp_rel);
+        if (li == 0)
+            printf("; scalar vs double: swiglu %.2e rmsnorm %.2e softmax %.2e dot %.2e", s->max_swiglu_rel,
+                   s->max_rms_rel, s->max_softmax_rel, s->max_dot_rel);
+        printf("\n");
     }
     printf("test_kernels: OK\n");
     return 0;

@@ -14,9 +14,38 @@
  *    outputs are bit-identical to l8_q_matmul_ref (the ISA files are built with
  *    -ffp-contract=off so that no FMA creeps in).
  *  - f32_to_f16 equals l8_f32_to_f16 for every input, NaN included (NaN -> sign|0x7E00).
- *  - The float helpers (rmsnorm, swiglu, softmax, exp, dots, axpys) sum in another order than
- *    the scalar ones: relative differences of a few ulps; exp has relative error < 2e-7
- *    against expf for results >= FLT_MIN.
+ *  - The float helpers (rmsnorm, swiglu, softmax, exp, dots, axpys, f16 rows) are bit-identical
+ *    at every level for every input that gives a non-NaN result (a NaN result stays a NaN, its
+ *    sign and payload are unspecified): the canonical evaluation order below is the
+ *    definition, ref.c writes it in plain C (the portable level and the model for other ISAs),
+ *    x86_avx2.c with two 8-lane registers, x86_avx512.c with one 16-lane register.
+ *
+ * Canonical evaluation order of the float helpers:
+ *  - Reductions (dot_f32, dot_f16, the sum of squares of rmsnorm, the sum of softmax) use 16
+ *    lanes, each starting at +0.0f: element i goes to lane i % 16, lanes accumulate their
+ *    elements in increasing i, and a lane that gets no element of the last (short) block is
+ *    left as it is (SIMD: masked update, never "+ 0"). Products accumulate with one fused
+ *    multiply-add, lane = fma(a[i], b[i], lane) (fmaf in C, vfmadd in SIMD); plain sums with
+ *    lane = lane + v[i]. The 16 lanes are then combined by a fixed tree: t8[j] = l[j] + l[j+8]
+ *    (j < 8), t4[j] = t8[j] + t8[j+4], t2[j] = t4[j] + t4[j+2], result = t2[0] + t2[1].
+ *    softmax's max uses the same lanes and tree with max(a, b) = a > b ? a : b (the x86 maxps
+ *    rule; lane update max(x[i], lane), so a NaN never enters; lanes start at -inf).
+ *  - exp (also inside swiglu and softmax): x is clamped to [-104, 88.8] (NaN kept),
+ *    t = fma(x, log2e, 1.5*2^23) rounds n = x log2e to the nearest integer (n = t - 1.5*2^23,
+ *    its integer value also read from t's low mantissa bits), r = fma(-n, ln2_hi, x),
+ *    r = fma(-n, ln2_lo, r), p = the degree-7 Taylor polynomial of e^r in fma Horner form,
+ *    result = (p * 2^n1) * 2^n2 with n1 = floor(n / 2), n2 = n - n1 (no special cases down to
+ *    the subnormals and up to inf). The constants are the L8_EXP_* below. Relative error
+ *    < 2e-7 against expf for results >= FLT_MIN.
+ *  - rmsnorm: ss by the reduction (fma of x[i] * x[i]), scale = 1.0f / sqrtf(ss / (float)n +
+ *    eps) (correctly rounded division and square root, no rsqrt estimate), out[i] =
+ *    (x[i] * scale) * w[i].
+ *  - softmax: m = the lane max, e[i] = exp(x[i] - m), sum = the reduction of e, x[i] = e[i] *
+ *    (1.0f / sum).
+ *  - swiglu: out[i] = (g[i] / (1.0f + exp(0.0f - g[i]))) * u[i].
+ *  - axpy_f32 / axpy_f16: y[i] = fma(a, x[i], y[i]), x widened exactly from f16.
+ * ref.c is compiled with -ffp-contract=off like the ISA files (cmake/kernels.cmake), so every
+ * fused operation is an explicit fmaf and no other multiply-add is fused by the compiler.
  */
 #ifndef L8_KERNELS_H
 #define L8_KERNELS_H
@@ -80,6 +109,20 @@ const char *l8_kernels_describe(void);
 
 /* Convenience: matmul_q8 or matmul_q4 of the process table by w->dtype, over all rows. */
 void l8_kernels_matmul(float *out, const int8_t *xq, const float *xs, int64_t n, const l8_tensor *w);
+
+/* ---- internal: constants of the canonical exp (hex floats: the same bits in every file) ---- */
+#define L8_EXP_HI 0x1.633334p+6f     /* 88.8f: e^x overflows to inf above ~88.72 */
+#define L8_EXP_LO (-0x1.ap+6f)       /* -104.0f: e^x rounds to 0 below ~-103.98 */
+#define L8_EXP_LOG2E 0x1.715476p+0f  /* 1.44269504 */
+#define L8_EXP_ROUND 0x1.8p+23f      /* 1.5 * 2^23: t = v + this rounds v to an integer */
+#define L8_EXP_LN2_HI 0x1.63p-1f     /* 0.693359375: n * ln2_hi is exact for |n| < 2^15 */
+#define L8_EXP_LN2_LO (-0x1.bd0106p-13f) /* -2.12194440e-4: ln2 - ln2_hi */
+#define L8_EXP_C7 0x1.a01a02p-13f    /* 1/5040 */
+#define L8_EXP_C6 0x1.6c16c2p-10f    /* 1/720 */
+#define L8_EXP_C5 0x1.111112p-7f     /* 1/120 */
+#define L8_EXP_C4 0x1.555556p-5f     /* 1/24 */
+#define L8_EXP_C3 0x1.555556p-3f     /* 1/6 */
+#define L8_EXP_C2 0x1p-1f            /* 1/2 */
 
 /* ---- internal: the per-level table fillers and the shared scalar pieces (kernels/ only) ---- */
 void l8_kernels_fill_scalar(l8_kernels *k);

@@ -9,7 +9,8 @@
  *       results (one 32-column group) add up in int16 (<= 30480) before one vpmaddwd widens
  *       them; the +8 offset is removed with 8 · (sum of x over the group), as in x86_avx512.c.
  * Blocks of up to 4 tokens per weight load (16 ymm registers bound it). The float rescale is
- * the reference's ((float)acc * ws) * xs, so outputs are bit-identical to l8_q_matmul_ref. */
+ * the reference's ((float)acc * ws) * xs, so outputs are bit-identical to l8_q_matmul_ref.
+ * The float helpers follow the canonical evaluation order of kernels.h bit for bit. */
 #if defined(__x86_64__)
 
 #include <float.h>
@@ -251,35 +252,63 @@ static void matmul_q4_avx2(float *out, const int8_t *xq, const float *xs, int64_
 
 /* ---------------------------------------------------------------- float helpers */
 
-/* e^x for 8 lanes. x = n ln2 + r with |r| <= ln2/2 (ln2 split in two so that n·ln2_hi is exact),
- * e^r by its degree-7 Taylor polynomial (truncation < 1e-8 relative) in FMA Horner form, and
- * 2^n applied as two factors 2^(n/2) so that results down to the subnormals (n >= -150) and
- * up to the overflow (n = 128 -> inf) need no special case. NaN propagates. */
+/* The canonical evaluation order of kernels.h (ref.c spells it out in C): the 16 reduction lanes
+ * are two registers, lo = lanes 0..7 and hi = lanes 8..15; a short last block updates only its
+ * first lanes (a blend under a lane mask); the exp is the shared algorithm, 8 lanes at a time. */
+
+/* The combining tree: (lo + hi), then [0..3] + [4..7], [0,1] + [2,3], [0] + [1]. */
+L8_INLINE float tree_sum(__m256 lo, __m256 hi) { return hsum8(_mm256_add_ps(lo, hi)); }
+/* The same tree with maxps(a, b) = a > b ? a : b, a the lower lanes (hmax8 keeps that order). */
+L8_INLINE float tree_max(__m256 lo, __m256 hi) { return hmax8(_mm256_max_ps(lo, hi)); }
+
+/* Lanes j < r set (r may be <= 0 or >= 8). */
+L8_INLINE __m256i lane_mask(int64_t r) {
+    int32_t c = r < 0 ? 0 : r > 8 ? 8 : (int32_t)r;
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(c), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* The first r of 8 floats at p, zeros after (no access beyond p + r). */
+L8_INLINE __m256 load_part(const float *p, __m256i m) { return _mm256_maskload_ps(p, m); }
+
+L8_INLINE __m256 load_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+
+/* The first r (0..16) halves at p as two zero-padded 8-lane vectors. */
+L8_INLINE void load_f16_part(const uint16_t *p, int64_t r, __m256 *lo, __m256 *hi) {
+    uint16_t b[16] = {0};
+    memcpy(b, p, (size_t)r * sizeof(uint16_t));
+    *lo = load_f16(b);
+    *hi = load_f16(b + 8);
+}
+
+/* e^x for 8 lanes: the canonical exp of kernels.h, operation for operation. */
 L8_INLINE __m256 exp8(__m256 x) {
-    /* min/max return the second operand on NaN: the constant first keeps a NaN x. */
-    x = _mm256_max_ps(_mm256_set1_ps(-104.0f), _mm256_min_ps(_mm256_set1_ps(88.8f), x));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    x = _mm256_min_ps(_mm256_set1_ps(L8_EXP_HI), x); /* min/max return the second operand on NaN */
+    x = _mm256_max_ps(_mm256_set1_ps(L8_EXP_LO), x);
+    __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(L8_EXP_LOG2E), _mm256_set1_ps(L8_EXP_ROUND));
+    __m256 n = _mm256_sub_ps(t, _mm256_set1_ps(L8_EXP_ROUND));
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(L8_EXP_LN2_HI), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(L8_EXP_LN2_LO), r);
+    __m256 p = _mm256_set1_ps(L8_EXP_C7);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(L8_EXP_C6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(L8_EXP_C5));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(L8_EXP_C4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(L8_EXP_C3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(L8_EXP_C2));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    __m256i ni = _mm256_cvtps_epi32(n);
-    __m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+    __m256i ni = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_castps_si256(_mm256_set1_ps(L8_EXP_ROUND)));
+    __m256i n1 = _mm256_sub_epi32(_mm256_srli_epi32(_mm256_add_epi32(ni, _mm256_set1_epi32(256)), 1),
+                                  _mm256_set1_epi32(128));
+    __m256i n2 = _mm256_sub_epi32(ni, n1);
     __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, _mm256_set1_epi32(127)), 23));
     __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, _mm256_set1_epi32(127)), 23));
     return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
 }
 
-/* Tails go through a zero-padded 8-lane buffer so that every element sees the same code. */
-L8_INLINE __m256 load_tail(const float *p, int64_t n, float fill) {
-    float b[8] = {fill, fill, fill, fill, fill, fill, fill, fill};
+/* Elementwise tails go through a zero-padded 8-lane buffer so that every element sees the
+ * same code. */
+L8_INLINE __m256 load_tail(const float *p, int64_t n) {
+    float b[8] = {0};
     memcpy(b, p, (size_t)n * sizeof(float));
     return _mm256_loadu_ps(b);
 }
@@ -293,7 +322,7 @@ L8_INLINE void store_tail(float *p, __m256 v, int64_t n) {
 static void exp_avx2(float *y, const float *x, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, exp8(_mm256_loadu_ps(x + i)));
-    if (i < n) store_tail(y + i, exp8(load_tail(x + i, n - i, 0.0f)), n - i);
+    if (i < n) store_tail(y + i, exp8(load_tail(x + i, n - i)), n - i);
 }
 
 L8_INLINE __m256 swiglu8(__m256 g, __m256 u) {
@@ -304,7 +333,7 @@ L8_INLINE __m256 swiglu8(__m256 g, __m256 u) {
 static void swiglu_avx2(float *out, const float *g, const float *u, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, swiglu8(_mm256_loadu_ps(g + i), _mm256_loadu_ps(u + i)));
-    if (i < n) store_tail(out + i, swiglu8(load_tail(g + i, n - i, 0.0f), load_tail(u + i, n - i, 0.0f)), n - i);
+    if (i < n) store_tail(out + i, swiglu8(load_tail(g + i, n - i), load_tail(u + i, n - i)), n - i);
 }
 
 static void rmsnorm_avx2(float *out, const float *x, const float *w, int64_t n, float eps) {
@@ -315,40 +344,54 @@ static void rmsnorm_avx2(float *out, const float *x, const float *w, int64_t n, 
         s0 = _mm256_fmadd_ps(a, a, s0);
         s1 = _mm256_fmadd_ps(b, b, s1);
     }
-    float ss = hsum8(_mm256_add_ps(s0, s1));
-    for (; i < n; i++) ss += x[i] * x[i];
-    float scale = 1.0f / sqrtf(ss / (float)n + eps);
+    if (i < n) {
+        __m256i m0 = lane_mask(n - i), m1 = lane_mask(n - i - 8);
+        __m256 a = load_part(x + i, m0), b = load_part(x + i + 8, m1);
+        s0 = _mm256_blendv_ps(s0, _mm256_fmadd_ps(a, a, s0), _mm256_castsi256_ps(m0));
+        s1 = _mm256_blendv_ps(s1, _mm256_fmadd_ps(b, b, s1), _mm256_castsi256_ps(m1));
+    }
+    float scale = 1.0f / sqrtf(tree_sum(s0, s1) / (float)n + eps);
     __m256 sv = _mm256_set1_ps(scale);
     for (i = 0; i + 8 <= n; i += 8)
         _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), sv), _mm256_loadu_ps(w + i)));
-    for (; i < n; i++) out[i] = x[i] * scale * w[i];
+    for (; i < n; i++) out[i] = (x[i] * scale) * w[i];
 }
 
 static void softmax_avx2(float *x, int64_t n) {
-    __m256 m = _mm256_set1_ps(-INFINITY);
+    __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0;
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
-    float mx = hmax8(m);
-    for (; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-    __m256 mv = _mm256_set1_ps(mx), sum = _mm256_setzero_ps();
-    for (i = 0; i + 8 <= n; i += 8) {
-        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv));
-        _mm256_storeu_ps(x + i, e);
-        sum = _mm256_add_ps(sum, e);
+    for (; i + 16 <= n; i += 16) { /* max(x, lane): a NaN x leaves the lane */
+        m0 = _mm256_max_ps(_mm256_loadu_ps(x + i), m0);
+        m1 = _mm256_max_ps(_mm256_loadu_ps(x + i + 8), m1);
     }
-    float s = hsum8(sum);
     if (i < n) {
-        /* pad lanes hold -inf: e^-inf = 0 adds nothing */
-        __m256 e = exp8(_mm256_sub_ps(load_tail(x + i, n - i, -INFINITY), mv));
-        store_tail(x + i, e, n - i);
-        s += hsum8(e);
+        __m256i k0 = lane_mask(n - i), k1 = lane_mask(n - i - 8);
+        m0 = _mm256_blendv_ps(m0, _mm256_max_ps(load_part(x + i, k0), m0), _mm256_castsi256_ps(k0));
+        m1 = _mm256_blendv_ps(m1, _mm256_max_ps(load_part(x + i + 8, k1), m1), _mm256_castsi256_ps(k1));
     }
-    __m256 inv = _mm256_set1_ps(1.0f / s);
-    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
-    for (; i < n; i++) x[i] *= 1.0f / s;
+    __m256 mv = _mm256_set1_ps(tree_max(m0, m1)), s0 = _mm256_setzero_ps(), s1 = s0;
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m256 e0 = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv));
+        __m256 e1 = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), mv));
+        _mm256_storeu_ps(x + i, e0);
+        _mm256_storeu_ps(x + i + 8, e1);
+        s0 = _mm256_add_ps(s0, e0);
+        s1 = _mm256_add_ps(s1, e1);
+    }
+    if (i < n) {
+        __m256i k0 = lane_mask(n - i), k1 = lane_mask(n - i - 8);
+        __m256 e0 = exp8(_mm256_sub_ps(load_part(x + i, k0), mv));
+        __m256 e1 = exp8(_mm256_sub_ps(load_part(x + i + 8, k1), mv));
+        _mm256_maskstore_ps(x + i, k0, e0);
+        _mm256_maskstore_ps(x + i + 8, k1, e1);
+        s0 = _mm256_blendv_ps(s0, _mm256_add_ps(s0, e0), _mm256_castsi256_ps(k0));
+        s1 = _mm256_blendv_ps(s1, _mm256_add_ps(s1, e1), _mm256_castsi256_ps(k1));
+    }
+    float inv = 1.0f / tree_sum(s0, s1);
+    __m256 iv = _mm256_set1_ps(inv);
+    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), iv));
+    for (; i < n; i++) x[i] = x[i] * inv;
 }
-
-L8_INLINE __m256 load_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 
 static float dot_f32_avx2(const float *a, const float *b, int64_t n) {
     __m256 s0 = _mm256_setzero_ps(), s1 = s0;
@@ -357,10 +400,14 @@ static float dot_f32_avx2(const float *a, const float *b, int64_t n) {
         s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
         s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
     }
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    float s = hsum8(_mm256_add_ps(s0, s1));
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
+    if (i < n) {
+        __m256i m0 = lane_mask(n - i), m1 = lane_mask(n - i - 8);
+        __m256 p0 = _mm256_fmadd_ps(load_part(a + i, m0), load_part(b + i, m0), s0);
+        __m256 p1 = _mm256_fmadd_ps(load_part(a + i + 8, m1), load_part(b + i + 8, m1), s1);
+        s0 = _mm256_blendv_ps(s0, p0, _mm256_castsi256_ps(m0));
+        s1 = _mm256_blendv_ps(s1, p1, _mm256_castsi256_ps(m1));
+    }
+    return tree_sum(s0, s1);
 }
 
 static float dot_f16_avx2(const float *a, const uint16_t *b, int64_t n) {
@@ -370,25 +417,32 @@ static float dot_f16_avx2(const float *a, const uint16_t *b, int64_t n) {
         s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), load_f16(b + i), s0);
         s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), load_f16(b + i + 8), s1);
     }
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), load_f16(b + i), s0);
-    float s = hsum8(_mm256_add_ps(s0, s1));
-    for (; i < n; i++) s += a[i] * l8_f16_to_f32(b[i]);
-    return s;
+    if (i < n) {
+        __m256i m0 = lane_mask(n - i), m1 = lane_mask(n - i - 8);
+        __m256 b0, b1;
+        load_f16_part(b + i, n - i, &b0, &b1);
+        __m256 p0 = _mm256_fmadd_ps(load_part(a + i, m0), b0, s0);
+        __m256 p1 = _mm256_fmadd_ps(load_part(a + i + 8, m1), b1, s1);
+        s0 = _mm256_blendv_ps(s0, p0, _mm256_castsi256_ps(m0));
+        s1 = _mm256_blendv_ps(s1, p1, _mm256_castsi256_ps(m1));
+    }
+    return tree_sum(s0, s1);
 }
 
+/* y = fma(a, x, y) elementwise; the scalar tails use fmaf (one vfmadd with -mfma). */
 static void axpy_f32_avx2(float *y, float a, const float *x, int64_t n) {
     __m256 av = _mm256_set1_ps(a);
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] += a * x[i];
+    for (; i < n; i++) y[i] = fmaf(a, x[i], y[i]);
 }
 
 static void axpy_f16_avx2(float *y, float a, const uint16_t *x, int64_t n) {
     __m256 av = _mm256_set1_ps(a);
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, load_f16(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] += a * l8_f16_to_f32(x[i]);
+    for (; i < n; i++) y[i] = fmaf(a, l8_f16_to_f32(x[i]), y[i]);
 }
 
 /* vcvtps2ph keeps NaN payload bits; l8_f32_to_f16 returns the canonical sign|0x7E00. */

@@ -1,6 +1,7 @@
-/* AVX-512 VNNI quantized matmuls (the avx512 level; its float helpers and activation
- * quantization are the AVX2 ones: on Zen 4 512-bit float ops are double-pumped and those
- * kernels are a small share of the time).
+/* AVX-512 VNNI quantized matmuls and the 16-lane float helpers (the avx512 level; activation
+ * quantization and the f16 row conversions are the AVX2 ones: on Zen 4 512-bit float ops are
+ * double-pumped and those kernels are a small share of the time). The float helpers follow the
+ * canonical evaluation order of kernels.h bit for bit, like the other levels.
  *
  * vpdpbusd multiplies unsigned bytes by signed bytes. The signed operand is the one that can
  * come from memory with an embedded {1to16} broadcast, so the activations (4 bytes per token
@@ -19,6 +20,7 @@
 #if defined(__x86_64__)
 
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "kernels/kernels.h"
@@ -229,12 +231,194 @@ static void matmul_q4_avx512(float *out, const int8_t *xq, const float *xs, int6
     matmul_vnni(1, out, xq, xs, n, w, r0, r1);
 }
 
+/* ---------------------------------------------------------------- float helpers */
+
+/* The canonical evaluation order of kernels.h (ref.c spells it out in C) with the 16 reduction
+ * lanes in one register: a short last block updates only its first lanes (write masks), the
+ * tree is written out with the AVX2 order (lanes 0..7 + 8..15 first; not _mm512_reduce_add_ps,
+ * whose order is the compiler's), and the exp is the shared algorithm, 16 lanes at a time. */
+
+L8_INLINE __mmask16 first_lanes(int64_t r) { return (__mmask16)(r >= 16 ? 0xFFFFu : (1u << r) - 1u); }
+
+L8_INLINE __m256 low8(__m512 v) { return _mm512_castps512_ps256(v); }
+L8_INLINE __m256 high8(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
+
+/* t8 = lanes [0..7] + [8..15], then [0..3] + [4..7], [0,1] + [2,3], [0] + [1]. */
+L8_INLINE float tree_sum16(__m512 v) {
+    __m256 t8 = _mm256_add_ps(low8(v), high8(v));
+    __m128 t4 = _mm_add_ps(_mm256_castps256_ps128(t8), _mm256_extractf128_ps(t8, 1));
+    __m128 t2 = _mm_add_ps(t4, _mm_movehl_ps(t4, t4));
+    return _mm_cvtss_f32(_mm_add_ss(t2, _mm_shuffle_ps(t2, t2, 1)));
+}
+
+/* The same tree with maxps(a, b) = a > b ? a : b, a always the lower lanes. */
+L8_INLINE float tree_max16(__m512 v) {
+    __m256 t8 = _mm256_max_ps(low8(v), high8(v));
+    __m128 t4 = _mm_max_ps(_mm256_castps256_ps128(t8), _mm256_extractf128_ps(t8, 1));
+    __m128 t2 = _mm_max_ps(t4, _mm_movehl_ps(t4, t4));
+    return _mm_cvtss_f32(_mm_max_ss(t2, _mm_shuffle_ps(t2, t2, 1)));
+}
+
+L8_INLINE __m512 load_f16x16(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
+L8_INLINE __m512 load_f16_part(const uint16_t *p, __mmask16 m) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
+
+/* e^x for 16 lanes: the canonical exp of kernels.h, operation for operation. */
+L8_INLINE __m512 exp16(__m512 x) {
+    x = _mm512_min_ps(_mm512_set1_ps(L8_EXP_HI), x); /* min/max return the second operand on NaN */
+    x = _mm512_max_ps(_mm512_set1_ps(L8_EXP_LO), x);
+    __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(L8_EXP_LOG2E), _mm512_set1_ps(L8_EXP_ROUND));
+    __m512 n = _mm512_sub_ps(t, _mm512_set1_ps(L8_EXP_ROUND));
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(L8_EXP_LN2_HI), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(L8_EXP_LN2_LO), r);
+    __m512 p = _mm512_set1_ps(L8_EXP_C7);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(L8_EXP_C6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(L8_EXP_C5));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(L8_EXP_C4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(L8_EXP_C3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(L8_EXP_C2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    __m512i ni = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_castps_si512(_mm512_set1_ps(L8_EXP_ROUND)));
+    __m512i n1 = _mm512_sub_epi32(_mm512_srli_epi32(_mm512_add_epi32(ni, _mm512_set1_epi32(256)), 1),
+                                  _mm512_set1_epi32(128));
+    __m512i n2 = _mm512_sub_epi32(ni, n1);
+    __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, _mm512_set1_epi32(127)), 23));
+    __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, _mm512_set1_epi32(127)), 23));
+    return _mm512_mul_ps(_mm512_mul_ps(p, s1), s2);
+}
+
+static void exp_avx512(float *y, const float *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, exp16(_mm512_loadu_ps(x + i)));
+    if (i < n) {
+        __mmask16 m = first_lanes(n - i);
+        _mm512_mask_storeu_ps(y + i, m, exp16(_mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
+L8_INLINE __m512 swiglu16(__m512 g, __m512 u) {
+    __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), g));
+    return _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), u);
+}
+
+static void swiglu_avx512(float *out, const float *g, const float *u, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = first_lanes(n - i);
+        __m512 v = swiglu16(_mm512_maskz_loadu_ps(m, g + i), _mm512_maskz_loadu_ps(m, u + i));
+        _mm512_mask_storeu_ps(out + i, m, v);
+    }
+}
+
+static void rmsnorm_avx512(float *out, const float *x, const float *w, int64_t n, float eps) {
+    __m512 s = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 a = _mm512_loadu_ps(x + i);
+        s = _mm512_fmadd_ps(a, a, s);
+    }
+    if (i < n) {
+        __mmask16 m = first_lanes(n - i);
+        __m512 a = _mm512_maskz_loadu_ps(m, x + i);
+        s = _mm512_mask3_fmadd_ps(a, a, s, m); /* lanes outside m keep s */
+    }
+    float scale = 1.0f / sqrtf(tree_sum16(s) / (float)n + eps);
+    __m512 sv = _mm512_set1_ps(scale);
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = first_lanes(n - i);
+        __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), sv), _mm512_maskz_loadu_ps(m, w + i));
+        _mm512_mask_storeu_ps(out + i, m, v);
+    }
+}
+
+static void softmax_avx512(float *x, int64_t n) {
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) mx = _mm512_max_ps(_mm512_loadu_ps(x + i), mx); /* a NaN x leaves the lane */
+    if (i < n) {
+        __mmask16 m = first_lanes(n - i);
+        mx = _mm512_mask_max_ps(mx, m, _mm512_maskz_loadu_ps(m, x + i), mx);
+    }
+    __m512 mv = _mm512_set1_ps(tree_max16(mx)), s = _mm512_setzero_ps();
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), mv));
+        _mm512_storeu_ps(x + i, e);
+        s = _mm512_add_ps(s, e);
+    }
+    if (i < n) {
+        __mmask16 m = first_lanes(n - i);
+        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), mv));
+        _mm512_mask_storeu_ps(x + i, m, e);
+        s = _mm512_mask_add_ps(s, m, s, e);
+    }
+    __m512 iv = _mm512_set1_ps(1.0f / tree_sum16(s));
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = first_lanes(n - i);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), iv));
+    }
+}
+
+static float dot_f32_avx512(const float *a, const float *b, int64_t n) {
+    __m512 s = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) s = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s);
+    if (i < n) {
+        __mmask16 m = first_lanes(n - i);
+        s = _mm512_mask3_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s, m);
+    }
+    return tree_sum16(s);
+}
+
+static float dot_f16_avx512(const float *a, const uint16_t *b, int64_t n) {
+    __m512 s = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) s = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), load_f16x16(b + i), s);
+    if (i < n) {
+        __mmask16 m = first_lanes(n - i);
+        s = _mm512_mask3_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), load_f16_part(b + i, m), s, m);
+    }
+    return tree_sum16(s);
+}
+
+static void axpy_f32_avx512(float *y, float a, const float *x, int64_t n) {
+    __m512 av = _mm512_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(av, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        __mmask16 m = first_lanes(n - i);
+        __m512 v = _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i));
+        _mm512_mask_storeu_ps(y + i, m, v);
+    }
+}
+
+static void axpy_f16_avx512(float *y, float a, const uint16_t *x, int64_t n) {
+    __m512 av = _mm512_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(av, load_f16x16(x + i), _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        __mmask16 m = first_lanes(n - i);
+        __m512 v = _mm512_fmadd_ps(av, load_f16_part(x + i, m), _mm512_maskz_loadu_ps(m, y + i));
+        _mm512_mask_storeu_ps(y + i, m, v);
+    }
+}
+
 void l8_kernels_fill_avx512(l8_kernels *k) {
     l8_kernels_fill_avx2(k);
     k->isa = L8_ISA_AVX512;
     k->name = "avx512-vnni";
     k->matmul_q8 = matmul_q8_avx512;
     k->matmul_q4 = matmul_q4_avx512;
+    k->rmsnorm = rmsnorm_avx512;
+    k->swiglu = swiglu_avx512;
+    k->softmax = softmax_avx512;
+    k->exp = exp_avx512;
+    k->dot_f32 = dot_f32_avx512;
+    k->dot_f16 = dot_f16_avx512;
+    k->axpy_f32 = axpy_f32_avx512;
+    k->axpy_f16 = axpy_f16_avx512;
 }
 
 #endif
