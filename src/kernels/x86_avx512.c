@@ -31,6 +31,10 @@
 enum {
     XCORR_CAP = 16384, /* int32 corrections on the stack (64 KB): tokens per chunk = cap / groups */
     TOK_BLOCK = 8,
+    GEMM_TOK = 12, /* tokens per 2-tile block (max) */
+    GEMM_TOK_Q8 = 8,
+    GEMM_TOK_Q4 = 8,
+    GEMM_PF = 512, /* GEMM weight prefetch distance (bytes ahead in each tile) */
     PF_DIST = 1024, /* GEMV software prefetch distance, bytes ahead in the weight stream */
 };
 
@@ -173,6 +177,73 @@ L8_INLINE void tile_gemv(const int q4, const l8_qgeom *g, const uint8_t *wt, con
     _mm512_mask_storeu_ps(out, rmask, o);
 }
 
+/* acc += w (u8) . b (s8), both in registers (GCC 12: asm, see dpbusd_bcast). */
+L8_INLINE __m512i dpbusd_rr(__m512i acc, __m512i w, __m512i b) {
+#if defined(__GNUC__) && !defined(__clang__)
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(w), "v"(b));
+    return acc;
+#else
+    return _mm512_dpbusd_epi32(acc, w, b);
+#endif
+}
+
+/* Two adjacent tiles (32 rows) against T tokens: each weight vector (flipped / unpacked once)
+ * feeds T vpdpbusd and each broadcast activation feeds 2 (one per tile), so the loads per
+ * vpdpbusd drop to (2 + T) / 2T. The per-group float results go through out (L1-resident):
+ * the first group adds to +0.0f like the reference, the next ones load, add and store.
+ * Both tiles are full (a masked store then load would defeat store forwarding). */
+L8_INLINE void tile2_tokens(const int T, const int q4, const l8_qgeom *g, const uint8_t *wt0, int64_t tile_bytes,
+                            const void *sc, int64_t sc0, const int8_t *x, const float *xs, const int32_t *xcorr,
+                            float *out, int64_t ldo) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80), low4 = _mm512_set1_epi8(0x0F);
+    const uint8_t *wt1 = wt0 + tile_bytes;
+    const int64_t kp = g->kp;
+    __m512i a0[GEMM_TOK], a1[GEMM_TOK];
+    for (int64_t gi = 0; gi < g->ng; gi++) {
+        int64_t b0 = gi * g->gb, b1 = b0 + g->gb < g->nb ? b0 + g->gb : g->nb;
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++) a0[t] = _mm512_set1_epi32(xcorr[t * g->ng + gi]), a1[t] = a0[t];
+        for (int64_t b = b0; b < b1; b++) {
+            _mm_prefetch((const char *)(wt0 + b * 64 + GEMM_PF), _MM_HINT_T0);
+            _mm_prefetch((const char *)(wt1 + b * 64 + GEMM_PF), _MM_HINT_T0);
+            __m512i v0 = load_w(wt0 + b * 64), v1 = load_w(wt1 + b * 64);
+            if (q4) {
+                __m512i l0 = _mm512_and_si512(v0, low4), h0 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), low4);
+                __m512i l1 = _mm512_and_si512(v1, low4), h1 = _mm512_and_si512(_mm512_srli_epi16(v1, 4), low4);
+#pragma GCC unroll 16
+                for (int t = 0; t < T; t++) {
+                    const int8_t *xb = x + t * kp + b * 8;
+                    __m512i xl = bcast4(xb), xh = bcast4(xb + 4);
+                    a0[t] = dpbusd_rr(a0[t], l0, xl);
+                    a1[t] = dpbusd_rr(a1[t], l1, xl);
+                    a0[t] = dpbusd_rr(a0[t], h0, xh);
+                    a1[t] = dpbusd_rr(a1[t], h1, xh);
+                }
+            } else {
+                v0 = _mm512_xor_si512(v0, flip), v1 = _mm512_xor_si512(v1, flip);
+#pragma GCC unroll 16
+                for (int t = 0; t < T; t++) {
+                    __m512i xb = bcast4(x + t * kp + b * 4);
+                    a0[t] = dpbusd_rr(a0[t], v0, xb);
+                    a1[t] = dpbusd_rr(a1[t], v1, xb);
+                }
+            }
+        }
+        __m512 ws0 = load_scales(sc, sc0 + gi * 16, q4), ws1 = load_scales(sc, sc0 + (g->ng + gi) * 16, q4);
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++) {
+            __m512 xsv = _mm512_set1_ps(xs[t]);
+            float *o = out + t * ldo;
+            __m512 p0 = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(a0[t]), ws0), xsv);
+            __m512 p1 = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(a1[t]), ws1), xsv);
+            __m512 o0 = gi ? _mm512_loadu_ps(o) : _mm512_setzero_ps();
+            __m512 o1 = gi ? _mm512_loadu_ps(o + 16) : _mm512_setzero_ps();
+            _mm512_storeu_ps(o, _mm512_add_ps(o0, p0));
+            _mm512_storeu_ps(o + 16, _mm512_add_ps(o1, p1));
+        }
+    }
+}
+
 /* Up to TOK_BLOCK tokens of one tile: a switch so that each count gets its unrolled body. */
 L8_INLINE void tile_block(const int q4, int T, const l8_qgeom *g, const uint8_t *wt, const void *sc, int64_t sc0,
                           const int8_t *x, const float *xs, const int32_t *xcorr, float *out, int64_t ldo,
@@ -212,11 +283,27 @@ L8_INLINE void matmul_vnni(const int q4, float *out, const int8_t *xq, const flo
             __mmask16 rmask = (__mmask16)((1u << nr) - 1);
             const uint8_t *wt = data + tile * tile_bytes;
             int64_t sc0 = tile * g.ng * L8_TILE_ROWS;
-            for (int64_t tb = 0; tb < nt; tb += TOK_BLOCK) {
+            int64_t tb = 0;
+            const int TT = q4 ? GEMM_TOK_Q4 : GEMM_TOK_Q8;
+            int pair = nt >= TT && rb + 2 * L8_TILE_ROWS <= r1;
+            if (pair) { /* a pair of full tiles */
+                __mmask16 rmask1 = 0xFFFF;
+                for (; tb + TT <= nt; tb += TT)
+                    tile2_tokens(TT, q4, &g, wt, tile_bytes, w->scales, sc0, x0 + tb * g.kp, xs + t0 + tb,
+                                 xcorr + tb * g.ng, out + (t0 + tb) * g.rows + rb, g.rows);
+                for (int64_t tb2 = tb; tb2 < nt; tb2 += TOK_BLOCK) {
+                    int T = nt - tb2 < TOK_BLOCK ? (int)(nt - tb2) : TOK_BLOCK;
+                    tile_block(q4, T, &g, wt + tile_bytes, w->scales, sc0 + g.ng * L8_TILE_ROWS, x0 + tb2 * g.kp,
+                               xs + t0 + tb2, xcorr + tb2 * g.ng, out + (t0 + tb2) * g.rows + rb + L8_TILE_ROWS,
+                               g.rows, rmask1);
+                }
+            }
+            for (; tb < nt; tb += TOK_BLOCK) {
                 int T = nt - tb < TOK_BLOCK ? (int)(nt - tb) : TOK_BLOCK;
                 tile_block(q4, T, &g, wt, w->scales, sc0, x0 + tb * g.kp, xs + t0 + tb, xcorr + tb * g.ng,
                            out + (t0 + tb) * g.rows + rb, g.rows, rmask);
             }
+            tile += pair;
         }
     }
 }
