@@ -204,8 +204,10 @@ L8_INLINE void tile2_tokens(const int T, const int q4, const l8_qgeom *g, const 
 #pragma GCC unroll 16
         for (int t = 0; t < T; t++) a0[t] = _mm512_set1_epi32(xcorr[t * g->ng + gi]), a1[t] = a0[t];
         for (int64_t b = b0; b < b1; b++) {
-            _mm_prefetch((const char *)(wt0 + b * 64 + GEMM_PF), _MM_HINT_T0);
-            _mm_prefetch((const char *)(wt1 + b * 64 + GEMM_PF), _MM_HINT_T0);
+            if (GEMM_PF) {
+                _mm_prefetch((const char *)(wt0 + b * 64 + GEMM_PF), _MM_HINT_T0);
+                _mm_prefetch((const char *)(wt1 + b * 64 + GEMM_PF), _MM_HINT_T0);
+            }
             __m512i v0 = load_w(wt0 + b * 64), v1 = load_w(wt1 + b * 64);
             if (q4) {
                 __m512i l0 = _mm512_and_si512(v0, low4), h0 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), low4);

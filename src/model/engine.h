@@ -6,6 +6,8 @@
 #include "model/forward.h"
 #include "runtime/threadpool.h"
 
+enum { ATT_BLOCK = 8 }; /* query tokens per attention task */
+
 /* Per-session compute state: the pool and scratch for batches of up to max_n tokens. */
 typedef struct l8_engine {
     const l8_kernels *k;
@@ -19,7 +21,7 @@ typedef struct l8_engine {
     float *gate, *up;  /* (max_n, n_ff) */
     int8_t *xq;        /* (max_n, wide + 8) quantized activations */
     float *xs;         /* (max_n) their scales */
-    float *scores;     /* (threads, n_ctx) attention scores */
+    float *scores;     /* (threads, ATT_BLOCK, heads per KV head, n_ctx) attention scores */
     float *rows;       /* (threads, wide) widened float weight rows */
     float *normw;      /* (n_embd) a norm weight */
     float *cs;         /* (max_n, head_dim) cos | sin of each position's RoPE angles */

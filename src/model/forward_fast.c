@@ -43,7 +43,7 @@ llm8_status l8_engine_init(l8_engine *e, const llm8_model_info *m, int32_t n_ctx
     e->up = malloc(n * m->n_ff * f);
     e->xq = malloc(n * (wide + 8));
     e->xs = malloc(n * f);
-    e->scores = malloc((size_t)nth * n_ctx * f);
+    e->scores = malloc((size_t)nth * ATT_BLOCK * (size_t)(m->n_head / m->n_kv_head) * n_ctx * f);
     e->rows = malloc((size_t)nth * wide * f);
     e->cs = malloc(n * (size_t)m->head_dim * f);
     e->normw = malloc((size_t)m->n_embd * f);
@@ -111,6 +111,32 @@ static void mm_region(void *arg, int ith, int nth) {
     }
 }
 
+/* Per-token work split across threads: token ranges are contiguous, so results do not depend
+ * on the thread count. */
+typedef struct tok_ctx {
+    l8_engine *e;
+    const float *x;
+    int32_t n;
+    int64_t cols, kp;   /* quantize_act */
+    const l8_rot *rot;  /* rotate */
+    float *y;
+} tok_ctx;
+
+static void quant_region(void *arg, int ith, int nth) {
+    tok_ctx *c = arg;
+    int32_t t0 = (int32_t)((int64_t)c->n * ith / nth), t1 = (int32_t)((int64_t)c->n * (ith + 1) / nth);
+    if (t1 > t0)
+        c->e->k->quantize_act(c->x + (size_t)t0 * c->cols, t1 - t0, c->cols, c->kp, c->e->xq + (size_t)t0 * c->kp,
+                              c->e->xs + t0);
+}
+
+static void rot_region(void *arg, int ith, int nth) {
+    tok_ctx *c = arg;
+    int32_t t0 = (int32_t)((int64_t)c->n * ith / nth), t1 = (int32_t)((int64_t)c->n * (ith + 1) / nth);
+    float *tmp = c->e->rows + (size_t)ith * c->e->wide;
+    for (int32_t t = t0; t < t1; t++) l8_rot_apply_t(c->rot, c->y + (size_t)t * c->cols, tmp);
+}
+
 /* out_j = x . W_j^T for up to three weights sharing the input x (n x cols). */
 static void matmul(l8_engine *e, const float *x, int32_t n, int n_jobs, mm_job *jobs) {
     mm_ctx c = {.e = e, .n_jobs = n_jobs, .n = n, .x = x};
@@ -118,7 +144,9 @@ static void matmul(l8_engine *e, const float *x, int32_t n, int n_jobs, mm_job *
     const l8_tensor *w = jobs[0].w;
     if (is_quant(w)) {
         int64_t cols = w->shape[1];
-        e->k->quantize_act(x, n, cols, l8_q_cols_padded(w->dtype, cols), e->xq, e->xs);
+        tok_ctx q = {.e = e, .x = x, .n = n, .cols = cols, .kp = l8_q_cols_padded(w->dtype, cols)};
+        if (n > 1) l8_pool_run(e->pool, quant_region, &q);
+        else quant_region(&q, 0, 1);
     }
     l8_pool_run(e->pool, mm_region, &c);
 }
@@ -132,33 +160,50 @@ typedef struct att_ctx {
     int32_t layer, n, pos0, n_ctx;
 } att_ctx;
 
+/* Causal attention, tiled: a task is one KV head and a block of up to ATT_BLOCK consecutive
+ * query tokens. Each key and value row is widened once per task and serves every query head of
+ * the GQA group for every token of the block, instead of once per (token, head). Scores are kept
+ * per (token, head) over all positions, then softmaxed; the arithmetic per score is the same
+ * dot product as a per-token loop, so results do not depend on the blocking. */
 static void att_region(void *arg, int ith, int nth) {
     att_ctx *c = arg;
     const llm8_model_info *m = c->m;
     const l8_kernels *k = c->e->k;
     int32_t hd = m->head_dim, group = m->n_head / m->n_kv_head, q_dim = m->n_head * hd, kv_dim = c->kv->kv_dim;
-    float *scores = c->e->scores + (size_t)ith * c->n_ctx;
+    float *scores = c->e->scores + (size_t)ith * ATT_BLOCK * group * c->n_ctx;
+    float *row = c->e->rows + (size_t)ith * c->e->wide; /* one widened K or V row */
     float scale = 1.0f / sqrtf((float)hd);
     size_t layer0 = (size_t)c->layer * c->kv->n_ctx * kv_dim;
-    int64_t tasks = (int64_t)m->n_kv_head * c->n;
+    int32_t n_blocks = (c->n + ATT_BLOCK - 1) / ATT_BLOCK;
+    int64_t tasks = (int64_t)m->n_kv_head * n_blocks;
     for (int64_t task = ith; task < tasks; task += nth) {
-        int32_t kvh = (int32_t)(task % m->n_kv_head), t = (int32_t)(task / m->n_kv_head), pos = c->pos0 + t;
-        for (int32_t h = kvh * group; h < (kvh + 1) * group; h++) {
-            const float *qh = c->e->q + (size_t)t * q_dim + (size_t)h * hd;
-            float *oh = c->e->att + (size_t)t * q_dim + (size_t)h * hd;
-            for (int32_t p = 0; p <= pos; p++) {
-                size_t at = layer0 + (size_t)p * kv_dim + (size_t)kvh * hd;
-                scores[p] = (c->kv->f16 ? k->dot_f16(qh, (const uint16_t *)c->kv->k + at, hd)
-                                        : k->dot_f32(qh, (const float *)c->kv->k + at, hd)) *
-                            scale;
+        int32_t kvh = (int32_t)(task % m->n_kv_head), b = (int32_t)(task / m->n_kv_head);
+        int32_t t0 = b * ATT_BLOCK, t1 = t0 + ATT_BLOCK < c->n ? t0 + ATT_BLOCK : c->n;
+        int32_t last = c->pos0 + t1 - 1; /* the block's last position sees the most keys */
+        for (int32_t p = 0; p <= last; p++) {
+            size_t at = layer0 + (size_t)p * kv_dim + (size_t)kvh * hd;
+            const float *kr = (const float *)c->kv->k + at;
+            if (c->kv->f16) k->f16_to_f32(row, (const uint16_t *)c->kv->k + at, hd), kr = row;
+            for (int32_t t = t0 < p - c->pos0 ? p - c->pos0 : t0; t < t1; t++) /* causal: p <= pos0 + t */
+                for (int32_t g = 0; g < group; g++) {
+                    const float *qh = c->e->q + (size_t)t * q_dim + (size_t)(kvh * group + g) * hd;
+                    scores[((size_t)(t - t0) * group + g) * c->n_ctx + p] = k->dot_f32(qh, kr, hd) * scale;
+                }
+        }
+        for (int32_t t = t0; t < t1; t++)
+            for (int32_t g = 0; g < group; g++) {
+                k->softmax(scores + ((size_t)(t - t0) * group + g) * c->n_ctx, c->pos0 + t + 1);
+                memset(c->e->att + (size_t)t * q_dim + (size_t)(kvh * group + g) * hd, 0, (size_t)hd * sizeof(float));
             }
-            k->softmax(scores, pos + 1);
-            memset(oh, 0, (size_t)hd * sizeof(float));
-            for (int32_t p = 0; p <= pos; p++) {
-                size_t at = layer0 + (size_t)p * kv_dim + (size_t)kvh * hd;
-                if (c->kv->f16) k->axpy_f16(oh, scores[p], (const uint16_t *)c->kv->v + at, hd);
-                else k->axpy_f32(oh, scores[p], (const float *)c->kv->v + at, hd);
-            }
+        for (int32_t p = 0; p <= last; p++) {
+            size_t at = layer0 + (size_t)p * kv_dim + (size_t)kvh * hd;
+            const float *vr = (const float *)c->kv->v + at;
+            if (c->kv->f16) k->f16_to_f32(row, (const uint16_t *)c->kv->v + at, hd), vr = row;
+            for (int32_t t = t0 < p - c->pos0 ? p - c->pos0 : t0; t < t1; t++)
+                for (int32_t g = 0; g < group; g++) {
+                    float a = scores[((size_t)(t - t0) * group + g) * c->n_ctx + p];
+                    k->axpy_f32(c->e->att + (size_t)t * q_dim + (size_t)(kvh * group + g) * hd, a, vr, hd);
+                }
         }
     }
 }
@@ -229,8 +274,11 @@ llm8_status l8_forward_fast(l8_engine *e, const l8_weights *w, const llm8_model_
         mm_job gu[2] = {{e->gate, &L->w_gate}, {e->up, &L->w_up}};
         matmul(e, e->xn, n, 2, gu);
         k->swiglu(e->gate, e->gate, e->up, (int64_t)n * ff);
-        if (w->ffn_rot)
-            for (int32_t t = 0; t < n; t++) l8_rot_apply_t(w->ffn_rot, e->gate + (size_t)t * ff, e->up);
+        if (w->ffn_rot) {
+            tok_ctx r = {.e = e, .n = n, .cols = ff, .rot = w->ffn_rot, .y = e->gate};
+            if (n > 1) l8_pool_run(e->pool, rot_region, &r);
+            else rot_region(&r, 0, 1);
+        }
         mm_job d[1] = {{e->proj, &L->w_down}};
         matmul(e, e->gate, n, 1, d);
         for (size_t i = 0; i < (size_t)n * dim; i++) e->x[i] += e->proj[i];
