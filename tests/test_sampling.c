@@ -107,6 +107,51 @@ static void sampler_rules(void) {
     CHECK(l8_sampler_sample(&s, w) == 0 && w[1] == 4.9f, "penalty window of 1 touched id 1: %g", w[1]);
     l8_sampler_free(&s);
 
+    /* top-p over a large vocabulary (the incremental selection path): every draw lies in the
+     * nucleus computed by brute force, and the nucleus is sampled in proportion */
+    {
+        enum { V = 5000 };
+        static float big[V], work[V];
+        static int order[V];
+        uint64_t rng = 99;
+        for (int i = 0; i < V; i++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            big[i] = (float)((rng >> 40) % 1000) / 100.0f; /* logits in [0, 10) */
+            order[i] = i;
+        }
+        for (int i = 0; i < V; i++) /* brute force: ids by logit, descending (ties: lower id) */
+            for (int j = i + 1; j < V; j++)
+                if (big[order[j]] > big[order[i]] || (big[order[j]] == big[order[i]] && order[j] < order[i])) {
+                    int t = order[i];
+                    order[i] = order[j];
+                    order[j] = t;
+                }
+        double total = 0, cum = 0;
+        for (int i = 0; i < V; i++) total += exp(big[i] - 10.0);
+        static bool in[V];
+        int nucleus = 0;
+        for (int i = 0; i < V && cum < 0.5 * total; i++, nucleus++) {
+            cum += exp(big[order[i]] - 10.0);
+            in[order[i]] = true;
+        }
+        llm8_sampling_params tp = plain(1.0f);
+        tp.top_p = 0.5f;
+        l8_sampler ts;
+        assert(l8_sampler_init(&ts, &tp, V, 128) == LLM8_STATUS_OK);
+        int outside = 0, top = 0;
+        for (int d = 0; d < 20000; d++) {
+            memcpy(work, big, sizeof big);
+            int id = l8_sampler_sample(&ts, work);
+            outside += !in[id];
+            top += id == order[0];
+        }
+        l8_sampler_free(&ts);
+        double want = exp(big[order[0]] - 10.0) / cum;
+        CHECK(outside == 0 && fabs(top / 20000.0 - want) < 0.01 + 3 * sqrt(want / 20000),
+              "top-p 0.5 over %d tokens (nucleus %d): %d draws outside, top id %.4f want %.4f", V, nucleus, outside,
+              top / 20000.0, want);
+    }
+
     /* NaN logits never win */
     float nanl[3] = {NAN, 1.0f, 0.5f};
     histogram(plain(1.0f), nanl, 3, 1000, f);

@@ -147,15 +147,43 @@ int32_t l8_sampler_sample(l8_sampler *s, float *logits) {
     /* NaN logits would poison every comparison: treat them as impossible */
     for (int32_t i = 0; i < n; i++)
         if (isnan(s->cand[i].logit)) s->cand[i].logit = -INFINITY;
-    n = top_k_select(s->cand, n, p->top_k);
-
+    double top_p_norm = 0.0; /* the mass top-p is a fraction of: the candidates it chooses among */
+    bool sorted = true;
+    if (p->top_k > 0) {
+        n = top_k_select(s->cand, n, p->top_k);
+    } else if (p->top_p > 0.0f && p->top_p < 1.0f) {
+        /* Top-p needs the best candidates in order only until their mass reaches p: select the
+         * best 64, then 256, ... (a heap each time) instead of sorting 128k logits. */
+        double mx = -INFINITY, total = 0.0;
+        for (int32_t i = 0; i < n; i++) mx = s->cand[i].logit > mx ? s->cand[i].logit : mx;
+        for (int32_t i = 0; i < n; i++) total += exp((double)s->cand[i].logit - mx);
+        for (int32_t k = 64;; k *= 4) {
+            if (k >= n) {
+                n = top_k_select(s->cand, n, n);
+                break;
+            }
+            top_k_select(s->cand, n, k);
+            double mass = 0.0;
+            for (int32_t i = 0; i < k; i++) mass += exp((double)s->cand[i].logit - mx);
+            if (mass >= p->top_p * total) {
+                n = k;
+                break;
+            }
+        }
+        top_p_norm = total;
+    } else {
+        sorted = false; /* sampling from the whole distribution needs no order */
+    }
     /* probabilities of the kept candidates, untempered, for top-p and min-p */
     double maxl = s->cand[0].logit, sum = 0.0;
+    if (!sorted)
+        for (int32_t i = 1; i < n; i++) maxl = s->cand[i].logit > maxl ? s->cand[i].logit : maxl;
     for (int32_t i = 0; i < n; i++) sum += exp((double)s->cand[i].logit - maxl);
-    if (p->top_p > 0.0f && p->top_p < 1.0f) {
+    if (top_p_norm == 0.0) top_p_norm = sum;
+    if (sorted && p->top_p > 0.0f && p->top_p < 1.0f) {
         double cum = 0.0;
         for (int32_t i = 0; i < n; i++) {
-            cum += exp((double)s->cand[i].logit - maxl) / sum;
+            cum += exp((double)s->cand[i].logit - maxl) / top_p_norm;
             if (cum >= p->top_p) {
                 n = i + 1;
                 break;
@@ -165,8 +193,9 @@ int32_t l8_sampler_sample(l8_sampler *s, float *logits) {
     if (p->min_p > 0.0f) {
         /* keep tokens whose probability is at least min_p times the best one's */
         double floor_logit = maxl + log((double)p->min_p);
-        int32_t keep = 1;
-        while (keep < n && s->cand[keep].logit >= floor_logit) keep++;
+        int32_t keep = 0;
+        for (int32_t i = 0; i < n; i++) /* stable compaction: sorted input stays sorted */
+            if (s->cand[i].logit >= floor_logit) s->cand[keep++] = s->cand[i];
         n = keep;
     }
 
