@@ -13,9 +13,19 @@
  * group only: it is computed once per call (xcorr below), not per tile. The int32 arithmetic
  * wraps, and wrapping is harmless: the corrected sum is exact whenever it fits (docs/QUANT.md).
  *
- * Loop order: tile (16 rows, 16*Kp bytes: stays in L2) outer, then blocks of up to 8 tokens, so
- * each weight byte comes from memory once per call and each 64-byte load feeds up to 8 (Q8) or
- * 16 (Q4) vpdpbusd. One token (decode) takes a GEMV loop with 4 independent accumulators.
+ * Loop order: tile (16 rows, 16*Kp bytes: stays in L2) outer, then tokens. With 8 or more
+ * tokens, pairs of full tiles go together in blocks of 8 tokens (tile2_tokens): per 64-byte
+ * block, 2 weight loads + 2 flips (or nibble unpacks) and 8 broadcast activation loads (into a
+ * register) feed 16 vpdpbusd, i.e. 0.6 loads per vpdpbusd instead of 1.1 with one tile and the
+ * embedded {1to16} broadcast; the weights get a software prefetch (measured +5-10%). Leftover
+ * tokens and an unpaired last tile take the one-tile blocks of up to 8 tokens (tile_tokens),
+ * where each 64-byte load feeds up to 8 (Q8) or 16 (Q4) vpdpbusd. Each weight byte comes from
+ * memory once per call. One token (decode) takes a GEMV loop with 4 independent accumulators.
+ * Measured not to help (single thread, Xeon with AVX-512 VNNI): 10-12 tokens per tile pair
+ * (GPR pressure; no gain even without spills), K-blocking for L1 (a tile pair that fits L1
+ * runs no faster: the core, not L2, is the limit), one tile x 16 tokens, unrolling over blocks.
+ * Q4 with 32-column groups is bound by the vector ALU: per group and token the rescale takes 4
+ * float ops per 16 rows against 8 vpdpbusd, which the exactness contract does not let us fuse.
  * The float rescale follows the reference order exactly: ((float)acc * ws) * xs, then added. */
 #if defined(__x86_64__)
 
@@ -31,10 +41,8 @@
 enum {
     XCORR_CAP = 16384, /* int32 corrections on the stack (64 KB): tokens per chunk = cap / groups */
     TOK_BLOCK = 8,
-    GEMM_TOK = 12, /* tokens per 2-tile block (max) */
-    GEMM_TOK_Q8 = 8,
-    GEMM_TOK_Q4 = 8,
-    GEMM_PF = 512, /* GEMM weight prefetch distance (bytes ahead in each tile) */
+    GEMM_TOK = 8,  /* tokens per 2-tile block (12 measured no faster; more spill) */
+    GEMM_PF = 512, /* GEMM software prefetch distance, bytes ahead in each of the 2 tiles */
     PF_DIST = 1024, /* GEMV software prefetch distance, bytes ahead in the weight stream */
 };
 
@@ -204,10 +212,8 @@ L8_INLINE void tile2_tokens(const int T, const int q4, const l8_qgeom *g, const 
 #pragma GCC unroll 16
         for (int t = 0; t < T; t++) a0[t] = _mm512_set1_epi32(xcorr[t * g->ng + gi]), a1[t] = a0[t];
         for (int64_t b = b0; b < b1; b++) {
-            if (GEMM_PF) {
-                _mm_prefetch((const char *)(wt0 + b * 64 + GEMM_PF), _MM_HINT_T0);
-                _mm_prefetch((const char *)(wt1 + b * 64 + GEMM_PF), _MM_HINT_T0);
-            }
+            _mm_prefetch((const char *)(wt0 + b * 64 + GEMM_PF), _MM_HINT_T0);
+            _mm_prefetch((const char *)(wt1 + b * 64 + GEMM_PF), _MM_HINT_T0);
             __m512i v0 = load_w(wt0 + b * 64), v1 = load_w(wt1 + b * 64);
             if (q4) {
                 __m512i l0 = _mm512_and_si512(v0, low4), h0 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), low4);
@@ -286,12 +292,11 @@ L8_INLINE void matmul_vnni(const int q4, float *out, const int8_t *xq, const flo
             const uint8_t *wt = data + tile * tile_bytes;
             int64_t sc0 = tile * g.ng * L8_TILE_ROWS;
             int64_t tb = 0;
-            const int TT = q4 ? GEMM_TOK_Q4 : GEMM_TOK_Q8;
-            int pair = nt >= TT && rb + 2 * L8_TILE_ROWS <= r1;
+            int pair = nt >= GEMM_TOK && rb + 2 * L8_TILE_ROWS <= r1;
             if (pair) { /* a pair of full tiles */
                 __mmask16 rmask1 = 0xFFFF;
-                for (; tb + TT <= nt; tb += TT)
-                    tile2_tokens(TT, q4, &g, wt, tile_bytes, w->scales, sc0, x0 + tb * g.kp, xs + t0 + tb,
+                for (; tb + GEMM_TOK <= nt; tb += GEMM_TOK)
+                    tile2_tokens(GEMM_TOK, q4, &g, wt, tile_bytes, w->scales, sc0, x0 + tb * g.kp, xs + t0 + tb,
                                  xcorr + tb * g.ng, out + (t0 + tb) * g.rows + rb, g.rows);
                 for (int64_t tb2 = tb; tb2 < nt; tb2 += TOK_BLOCK) {
                     int T = nt - tb2 < TOK_BLOCK ? (int)(nt - tb2) : TOK_BLOCK;

@@ -115,7 +115,9 @@ static int32_t top_k_select(l8_candidate *c, int32_t n, int32_t k) {
     }
     for (int32_t i = k; i < n; i++) {
         if (cmp_desc(&c[i], &c[0]) >= 0) continue; /* not better than the worst kept */
+        l8_candidate out = c[0]; /* swap, not overwrite: the array stays a permutation */
         c[0] = c[i];
+        c[i] = out;
         for (int32_t j = 0;;) {
             int32_t a = 2 * j + 1, b = a + 1, m = j;
             if (a < k && cmp_desc(&c[a], &c[m]) > 0) m = a;
