@@ -197,6 +197,27 @@ LLM8_API llm8_status llm8_session_generate_ids(llm8_session *s, const int32_t *i
                                                const llm8_generate_params *params, llm8_text_callback cb,
                                                void *user, llm8_run_stats *stats);
 
+/* ---------------------------------------------------------------- run control */
+
+/* Asks the session's running generation (from any thread) to stop; it returns
+ * LLM8_STATUS_ABORTED within one decode step (or one prefill chunk). Harmless when idle. */
+LLM8_API void llm8_session_abort(llm8_session *s);
+/* True while a generation runs on the session (synchronous or asynchronous). */
+LLM8_API bool llm8_session_is_running(const llm8_session *s);
+
+/* Called once when an asynchronous generation ends, on its worker thread. */
+typedef void (*llm8_done_callback)(void *user, llm8_status status, const llm8_run_stats *stats);
+
+/* llm8_session_generate on a worker thread: returns at once (prompt, params and stop strings
+ * are copied); cb and done run on the worker. LLM8_STATUS_INVALID_ARGUMENT if the session is
+ * already running. Use llm8_session_wait before the next run or before freeing (free also
+ * aborts and waits). */
+LLM8_API llm8_status llm8_session_generate_async(llm8_session *s, const char *prompt, size_t len,
+                                                 const llm8_generate_params *params, llm8_text_callback cb,
+                                                 llm8_done_callback done, void *user);
+/* Waits for the asynchronous generation to end and returns its status (OK when none ran). */
+LLM8_API llm8_status llm8_session_wait(llm8_session *s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -109,9 +109,8 @@ static bool is_end_token(const llm8_model *m, int32_t id) {
     return id == m->info.bos_id;
 }
 
-llm8_status llm8_session_generate_ids(llm8_session *s, const int32_t *ids, size_t n, const llm8_generate_params *params,
-                                      llm8_text_callback cb, void *user, llm8_run_stats *stats) {
-    if (!s) return LLM8_STATUS_INVALID_ARGUMENT;
+static llm8_status generate_ids(llm8_session *s, const int32_t *ids, size_t n, const llm8_generate_params *params,
+                                llm8_text_callback cb, void *user, llm8_run_stats *stats) {
     llm8_generate_params p = params ? *params : llm8_generate_default_params();
     const llm8_model *m = s->model;
     llm8_run_stats rs = {0};
@@ -203,6 +202,10 @@ llm8_status llm8_session_generate_ids(llm8_session *s, const int32_t *ids, size_
             rs.stop_reason = LLM8_STOP_LENGTH;
             break;
         }
+        if (atomic_load(&s->abort)) {
+            st = l8_session_fail(s, LLM8_STATUS_ABORTED, "generation aborted after %d tokens", rs.generated_tokens);
+            break;
+        }
         st = llm8_session_eval(s, &tok, 1, logits, false);
         if (st) break;
     }
@@ -223,9 +226,8 @@ done:
     return st;
 }
 
-llm8_status llm8_session_generate(llm8_session *s, const char *prompt, size_t len, const llm8_generate_params *params,
-                                  llm8_text_callback cb, void *user, llm8_run_stats *stats) {
-    if (!s) return LLM8_STATUS_INVALID_ARGUMENT;
+static llm8_status generate_text(llm8_session *s, const char *prompt, size_t len, const llm8_generate_params *params,
+                                 llm8_text_callback cb, void *user, llm8_run_stats *stats) {
     if (!prompt && len) return l8_session_fail(s, LLM8_STATUS_INVALID_ARGUMENT, "null prompt");
     llm8_generate_params p = params ? *params : llm8_generate_default_params();
     size_t bad;
@@ -251,7 +253,121 @@ llm8_status llm8_session_generate(llm8_session *s, const char *prompt, size_t le
         free(ids);
         return l8_session_fail(s, st, "prompt: tokenization failed (%s)", llm8_status_to_string(st));
     }
-    st = llm8_session_generate_ids(s, ids, n, &p, cb, user, stats);
+    st = generate_ids(s, ids, n, &p, cb, user, stats);
     free(ids);
     return st;
+}
+
+/* ---------------------------------------------------------------- run control */
+
+/* Marks the session running; false if it already was (one run at a time per session). */
+static bool begin_run(llm8_session *s) {
+    if (atomic_exchange(&s->running, true)) return false;
+    atomic_store(&s->abort, false);
+    return true;
+}
+
+void llm8_session_abort(llm8_session *s) {
+    if (s) atomic_store(&s->abort, true);
+}
+
+bool llm8_session_is_running(const llm8_session *s) { return s && atomic_load(&s->running); }
+
+llm8_status llm8_session_generate_ids(llm8_session *s, const int32_t *ids, size_t n, const llm8_generate_params *params,
+                                      llm8_text_callback cb, void *user, llm8_run_stats *stats) {
+    if (!s) return LLM8_STATUS_INVALID_ARGUMENT;
+    if (!begin_run(s)) return LLM8_STATUS_INVALID_ARGUMENT; /* busy: last_error belongs to the running job */
+    llm8_status st = generate_ids(s, ids, n, params, cb, user, stats);
+    atomic_store(&s->running, false);
+    return st;
+}
+
+llm8_status llm8_session_generate(llm8_session *s, const char *prompt, size_t len, const llm8_generate_params *params,
+                                  llm8_text_callback cb, void *user, llm8_run_stats *stats) {
+    if (!s) return LLM8_STATUS_INVALID_ARGUMENT;
+    if (!begin_run(s)) return LLM8_STATUS_INVALID_ARGUMENT;
+    llm8_status st = generate_text(s, prompt, len, params, cb, user, stats);
+    atomic_store(&s->running, false);
+    return st;
+}
+
+/* An asynchronous run owns copies of everything the caller passed. */
+typedef struct async_job {
+    llm8_session *s;
+    char *prompt;
+    size_t len;
+    llm8_generate_params params;
+    char **stops;
+    llm8_text_callback cb;
+    llm8_done_callback done;
+    void *user;
+} async_job;
+
+static void job_free(async_job *j) {
+    if (!j) return;
+    for (size_t i = 0; j->stops && i < j->params.n_stop; i++) free(j->stops[i]);
+    free(j->stops);
+    free(j->prompt);
+    free(j);
+}
+
+static void *async_main(void *arg) {
+    async_job *j = arg;
+    llm8_run_stats rs = {0};
+    llm8_status st = generate_text(j->s, j->prompt, j->len, &j->params, j->cb, j->user, &rs);
+    j->s->worker_status = st;
+    atomic_store(&j->s->running, false);
+    if (j->done) j->done(j->user, st, &rs);
+    return NULL;
+}
+
+llm8_status llm8_session_generate_async(llm8_session *s, const char *prompt, size_t len,
+                                        const llm8_generate_params *params, llm8_text_callback cb,
+                                        llm8_done_callback done, void *user) {
+    if (!s || (!prompt && len)) return LLM8_STATUS_INVALID_ARGUMENT;
+    if (!begin_run(s)) return LLM8_STATUS_INVALID_ARGUMENT;
+    if (s->has_worker) { /* the previous run ended (running was false) but was not joined yet */
+        pthread_join(s->worker, NULL);
+        s->has_worker = false;
+        job_free(s->job);
+        s->job = NULL;
+    }
+    async_job *j = calloc(1, sizeof *j);
+    llm8_status st = LLM8_STATUS_OUT_OF_MEMORY;
+    if (!j) goto fail;
+    j->s = s, j->cb = cb, j->done = done, j->user = user, j->len = len;
+    j->params = params ? *params : llm8_generate_default_params();
+    j->prompt = malloc(len + 1);
+    if (!j->prompt) goto fail;
+    if (len) memcpy(j->prompt, prompt, len);
+    j->prompt[len] = 0;
+    if (j->params.n_stop) {
+        j->stops = calloc(j->params.n_stop, sizeof *j->stops);
+        if (!j->stops) goto fail;
+        for (size_t i = 0; i < j->params.n_stop; i++)
+            if (!(j->stops[i] = strdup(j->params.stop[i] ? j->params.stop[i] : ""))) goto fail;
+        j->params.stop = (const char *const *)j->stops;
+    }
+    s->job = j;
+    if (pthread_create(&s->worker, NULL, async_main, j) != 0) {
+        s->job = NULL;
+        st = l8_session_fail(s, LLM8_STATUS_OUT_OF_MEMORY, "cannot start a thread");
+        goto fail;
+    }
+    s->has_worker = true;
+    return LLM8_STATUS_OK;
+fail:
+    job_free(j);
+    atomic_store(&s->running, false);
+    return st;
+}
+
+llm8_status llm8_session_wait(llm8_session *s) {
+    if (!s) return LLM8_STATUS_INVALID_ARGUMENT;
+    if (!s->has_worker) return LLM8_STATUS_OK;
+    pthread_join(s->worker, NULL);
+    s->has_worker = false;
+    job_free(s->job);
+    s->job = NULL;
+    return s->worker_status;
 }

@@ -2,6 +2,9 @@
 #ifndef L8_RUNTIME_H
 #define L8_RUNTIME_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 #include "format/llm8_file.h"
 #include "format/safetensors.h"
 #include "model/engine.h"
@@ -27,6 +30,12 @@ struct llm8_session {
     int32_t n_past;
     float *logits;       /* (n_vocab) of the last evaluated position */
     char last_error[512];
+    atomic_bool abort;   /* set by llm8_session_abort, cleared when a run starts */
+    atomic_bool running;
+    bool has_worker;     /* an asynchronous run's thread is to be joined */
+    pthread_t worker;
+    llm8_status worker_status;
+    struct async_job *job;
 };
 
 /* Records a message as the session's last error and returns st. */

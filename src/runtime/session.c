@@ -61,6 +61,8 @@ llm8_status llm8_session_create(llm8_model *model, const llm8_session_params *pa
 
 void llm8_session_free(llm8_session *s) {
     if (!s) return;
+    llm8_session_abort(s);
+    llm8_session_wait(s);
     l8_kv_free(&s->kv);
     l8_engine_free(&s->engine);
     free(s->tokens);
@@ -92,6 +94,8 @@ llm8_status llm8_session_eval(llm8_session *s, const int32_t *ids, size_t n, flo
                                "%zu tokens do not fit: the context holds %d and %d are used", n, s->n_ctx,
                                s->n_past);
     for (size_t done = 0; done < n;) {
+        if (atomic_load(&s->running) && atomic_load(&s->abort))
+            return l8_session_fail(s, LLM8_STATUS_ABORTED, "aborted during the prompt (%zu of %zu tokens in)", done, n);
         int32_t chunk = (int32_t)(n - done < PREFILL_CHUNK ? n - done : PREFILL_CHUNK);
         bool last = done + (size_t)chunk == n;
         float *out = all_logits && logits ? logits + done * (size_t)n_vocab : (last ? s->logits : NULL);
