@@ -25,6 +25,8 @@ static void run_usage(void) {
            "  --ignore-eos        keep generating through end tokens\n"
            "  --reference         run the scalar f32 reference transformer (the oracle; slow)\n"
            "  --special           match special-token strings in the prompt\n"
+           "  --chat              apply the model's chat template to the prompt (a user message)\n"
+           "  --system TEXT       a system message (implies --chat)\n"
            "  --no-bos            do not add BOS to the prompt\n");
 }
 
@@ -43,7 +45,8 @@ int cmd_run(int argc, char **argv) {
     long lv;
     const char *stops[16];
     size_t n_stop = 0;
-    bool seed_given = false, reference = false;
+    bool seed_given = false, reference = false, chat = false;
+    const char *system = NULL;
     llm8_generate_params gp = llm8_generate_default_params();
 
     for (int i = 1; i < argc; i++) {
@@ -97,6 +100,11 @@ int cmd_run(int argc, char **argv) {
                 return 2;
             }
             stops[n_stop++] = s;
+        } else if (!strcmp(a, "--chat")) {
+            chat = true;
+        } else if (!strcmp(a, "--system")) {
+            if (!(system = cli_value(argc, argv, &i))) return 2;
+            chat = true;
         } else if (!strcmp(a, "--reference")) {
             reference = true;
         } else if (!strcmp(a, "--ignore-eos")) {
@@ -159,7 +167,13 @@ int cmd_run(int argc, char **argv) {
     } else {
         llm8_run_stats rs;
         bool printed = false;
-        llm8_status st = llm8_session_generate(s, prompt ? prompt : "", prompt_len, &gp, print_piece, &printed, &rs);
+        llm8_status st;
+        if (chat) { /* the prompt as the user's message, through the model's chat template */
+            st = llm8_session_set_system(s, system);
+            if (!st) st = llm8_session_chat(s, prompt ? prompt : "", &gp, print_piece, &printed, &rs);
+        } else {
+            st = llm8_session_generate(s, prompt ? prompt : "", prompt_len, &gp, print_piece, &printed, &rs);
+        }
         if (st) {
             if (printed) printf("\n"); /* keep what was generated, on its own line */
             fflush(stdout);

@@ -13,6 +13,7 @@ static void usage(FILE *f) {
             "\n"
             "usage: llm8 COMMAND [options]\n"
             "  run       generate text from a prompt     (llm8 run -m MODEL -p TEXT [-n N] [--temp T] ...)\n"
+            "  chat      converse, keeping the history   (llm8 chat -m MODEL [--system TEXT])\n"
             "  info      print a model's architecture    (llm8 info -m MODEL)\n"
             "  convert   quantize into one llm8 file     (llm8 convert SRC -o OUT.gguf --quant w8a8)\n"
             "  bench     speed beside the machine limits (llm8 bench -m MODEL [-t N] [-p 64,512] [-n 128] [--json])\n"
@@ -32,6 +33,7 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "chat")) return cmd_chat(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);

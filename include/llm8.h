@@ -137,6 +137,8 @@ LLM8_API const char *llm8_session_last_error(const llm8_session *s);
 LLM8_API void llm8_session_reset(llm8_session *s);
 LLM8_API int32_t llm8_session_n_past(const llm8_session *s);
 LLM8_API int32_t llm8_session_n_ctx(const llm8_session *s);
+/* The ids in the context (borrowed, valid until the session changes); *n receives their count. */
+LLM8_API const int32_t *llm8_session_tokens(const llm8_session *s, int32_t *n);
 
 /* Appends ids to the context and runs them through the model in one pass. When logits is not
  * NULL it receives n_vocab floats for the last position; with all_logits, n * n_vocab floats,
@@ -196,6 +198,25 @@ LLM8_API llm8_status llm8_session_generate(llm8_session *s, const char *prompt, 
 LLM8_API llm8_status llm8_session_generate_ids(llm8_session *s, const int32_t *ids, size_t n,
                                                const llm8_generate_params *params, llm8_text_callback cb,
                                                void *user, llm8_run_stats *stats);
+
+/* ---------------------------------------------------------------- chat */
+
+/* A session keeps a conversation. Each turn renders the whole conversation with the model's
+ * chat template (tokenizer_config.json; a plain "User:/Assistant:" format for models without
+ * one), keeps the KV cache of the longest common prefix with what the context already holds and
+ * prefills only the rest, then appends the answer to the conversation. */
+
+/* Sets (text) or removes (NULL) the system message; the conversation starts over. */
+LLM8_API llm8_status llm8_session_set_system(llm8_session *s, const char *system);
+/* One turn: the user's message in, the assistant's answer streamed to cb (params as for
+ * generation; end tokens stop it). The answer is in the history afterwards, even when aborted
+ * or stopped by length (what was generated). stats->prompt_tokens counts the tokens prefilled. */
+LLM8_API llm8_status llm8_session_chat(llm8_session *s, const char *user_message, const llm8_generate_params *params,
+                                       llm8_text_callback cb, void *user, llm8_run_stats *stats);
+/* Forgets the conversation (and the context), keeping the system message or not. */
+LLM8_API void llm8_session_clear_history(llm8_session *s, bool keep_system);
+/* Number of messages in the conversation, the system message included. */
+LLM8_API int32_t llm8_session_n_messages(const llm8_session *s);
 
 /* ---------------------------------------------------------------- run control */
 

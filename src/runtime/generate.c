@@ -109,7 +109,7 @@ static bool is_end_token(const llm8_model *m, int32_t id) {
     return id == m->info.bos_id;
 }
 
-static llm8_status generate_ids(llm8_session *s, const int32_t *ids, size_t n, const llm8_generate_params *params,
+llm8_status l8_generate_ids(llm8_session *s, const int32_t *ids, size_t n, const llm8_generate_params *params,
                                 llm8_text_callback cb, void *user, llm8_run_stats *stats) {
     llm8_generate_params p = params ? *params : llm8_generate_default_params();
     const llm8_model *m = s->model;
@@ -253,7 +253,7 @@ static llm8_status generate_text(llm8_session *s, const char *prompt, size_t len
         free(ids);
         return l8_session_fail(s, st, "prompt: tokenization failed (%s)", llm8_status_to_string(st));
     }
-    st = generate_ids(s, ids, n, &p, cb, user, stats);
+    st = l8_generate_ids(s, ids, n, &p, cb, user, stats);
     free(ids);
     return st;
 }
@@ -261,11 +261,13 @@ static llm8_status generate_text(llm8_session *s, const char *prompt, size_t len
 /* ---------------------------------------------------------------- run control */
 
 /* Marks the session running; false if it already was (one run at a time per session). */
-static bool begin_run(llm8_session *s) {
+bool l8_begin_run(llm8_session *s) {
     if (atomic_exchange(&s->running, true)) return false;
     atomic_store(&s->abort, false);
     return true;
 }
+
+void l8_end_run(llm8_session *s) { atomic_store(&s->running, false); }
 
 void llm8_session_abort(llm8_session *s) {
     if (s) atomic_store(&s->abort, true);
@@ -276,8 +278,8 @@ bool llm8_session_is_running(const llm8_session *s) { return s && atomic_load(&s
 llm8_status llm8_session_generate_ids(llm8_session *s, const int32_t *ids, size_t n, const llm8_generate_params *params,
                                       llm8_text_callback cb, void *user, llm8_run_stats *stats) {
     if (!s) return LLM8_STATUS_INVALID_ARGUMENT;
-    if (!begin_run(s)) return LLM8_STATUS_INVALID_ARGUMENT; /* busy: last_error belongs to the running job */
-    llm8_status st = generate_ids(s, ids, n, params, cb, user, stats);
+    if (!l8_begin_run(s)) return LLM8_STATUS_INVALID_ARGUMENT; /* busy: last_error belongs to the running job */
+    llm8_status st = l8_generate_ids(s, ids, n, params, cb, user, stats);
     atomic_store(&s->running, false);
     return st;
 }
@@ -285,7 +287,7 @@ llm8_status llm8_session_generate_ids(llm8_session *s, const int32_t *ids, size_
 llm8_status llm8_session_generate(llm8_session *s, const char *prompt, size_t len, const llm8_generate_params *params,
                                   llm8_text_callback cb, void *user, llm8_run_stats *stats) {
     if (!s) return LLM8_STATUS_INVALID_ARGUMENT;
-    if (!begin_run(s)) return LLM8_STATUS_INVALID_ARGUMENT;
+    if (!l8_begin_run(s)) return LLM8_STATUS_INVALID_ARGUMENT;
     llm8_status st = generate_text(s, prompt, len, params, cb, user, stats);
     atomic_store(&s->running, false);
     return st;
@@ -325,7 +327,7 @@ llm8_status llm8_session_generate_async(llm8_session *s, const char *prompt, siz
                                         const llm8_generate_params *params, llm8_text_callback cb,
                                         llm8_done_callback done, void *user) {
     if (!s || (!prompt && len)) return LLM8_STATUS_INVALID_ARGUMENT;
-    if (!begin_run(s)) return LLM8_STATUS_INVALID_ARGUMENT;
+    if (!l8_begin_run(s)) return LLM8_STATUS_INVALID_ARGUMENT;
     if (s->has_worker) { /* the previous run ended (running was false) but was not joined yet */
         pthread_join(s->worker, NULL);
         s->has_worker = false;

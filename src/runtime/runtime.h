@@ -36,7 +36,15 @@ struct llm8_session {
     pthread_t worker;
     llm8_status worker_status;
     struct async_job *job;
+    struct json_t *messages; /* the conversation (a JSON array), owned */
+    char *date_string;       /* fixed for the chat templates of this session (NULL: today) */
 };
+
+/* The generation loop on ids appended to the context, without the running/abort bookkeeping. */
+llm8_status l8_generate_ids(llm8_session *s, const int32_t *ids, size_t n, const llm8_generate_params *params,
+                            llm8_text_callback cb, void *user, llm8_run_stats *stats);
+bool l8_begin_run(llm8_session *s);
+void l8_end_run(llm8_session *s);
 
 /* Records a message as the session's last error and returns st. */
 llm8_status l8_session_fail(llm8_session *s, llm8_status st, const char *fmt, ...)

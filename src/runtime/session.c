@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "runtime/runtime.h"
 #include "util/error.h"
 
@@ -65,6 +67,8 @@ void llm8_session_free(llm8_session *s) {
     llm8_session_wait(s);
     l8_kv_free(&s->kv);
     l8_engine_free(&s->engine);
+    json_decref(s->messages);
+    free(s->date_string);
     free(s->tokens);
     free(s->logits);
     free(s);
@@ -78,6 +82,11 @@ void llm8_session_reset(llm8_session *s) {
 
 int32_t llm8_session_n_past(const llm8_session *s) { return s ? s->n_past : 0; }
 int32_t llm8_session_n_ctx(const llm8_session *s) { return s ? s->n_ctx : 0; }
+
+const int32_t *llm8_session_tokens(const llm8_session *s, int32_t *n) {
+    if (n) *n = s ? s->n_past : 0;
+    return s ? s->tokens : NULL;
+}
 
 llm8_status llm8_session_eval(llm8_session *s, const int32_t *ids, size_t n, float *logits, bool all_logits) {
     if (!s) return LLM8_STATUS_INVALID_ARGUMENT;

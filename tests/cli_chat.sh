@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# `llm8 chat` from a pipe (one turn per line, commands) and `llm8 run --chat`.
+set -u
+bin=${LLM8_BIN:-build/llm8}
+fail=0
+out=$(printf 'Once upon a time\n/stats\nWhat then?\n/reset\n/bogus\nOnce upon a time\n' | "$bin" chat --temp 0 -n 16 2>"${TMPDIR:-/tmp}/chat.err.$$")
+rc=$?
+err=$(cat "${TMPDIR:-/tmp}/chat.err.$$"); rm -f "${TMPDIR:-/tmp}/chat.err.$$"
+[ $rc -eq 0 ] && echo "ok   exit 0" || { echo "FAIL exit $rc"; fail=1; }
+[ "$(printf '%s\n' "$out" | wc -l)" -eq 3 ] && echo "ok   three answers" || { echo "FAIL answers: [$out]"; fail=1; }
+# after /reset the first question gets the first answer again (greedy, same history)
+a1=$(printf '%s\n' "$out" | sed -n 1p); a3=$(printf '%s\n' "$out" | sed -n 3p)
+[ -n "$a1" ] && [ "$a1" == "$a3" ] && echo "ok   /reset starts over" || { echo "FAIL reset: [$a1] vs [$a3]"; fail=1; }
+printf '%s\n' "$err" | grep -q "^prefilled .* context [0-9]*/512" && echo "ok   /stats" || { echo "FAIL stats: $err"; fail=1; }
+printf '%s\n' "$err" | grep -q "unknown command /bogus" && echo "ok   unknown command" || { echo "FAIL /bogus"; fail=1; }
+[ "$(printf '%s\n' "$err" | grep -c '^\[16 tokens')" -eq 3 ] && echo "ok   a stats line per answer" || { echo "FAIL stats lines: $err"; fail=1; }
+# run --chat renders the same first turn as chat
+r=$("$bin" run --chat -p "Once upon a time" -n 16 --temp 0 2>/dev/null)
+[ "$r" == "$a1" ] && echo "ok   run --chat = chat's first answer" || { echo "FAIL run --chat [$r] vs [$a1]"; fail=1; }
+exit $fail
