@@ -199,6 +199,17 @@ LLM8_API llm8_status llm8_session_generate_ids(llm8_session *s, const int32_t *i
                                                const llm8_generate_params *params, llm8_text_callback cb,
                                                void *user, llm8_run_stats *stats);
 
+/* ---------------------------------------------------------------- saved state */
+
+/* Writes the session's context (token ids, KV cache, conversation) to path: versioned, checked
+ * against the model on load, written to path.tmp and renamed, so a failed save never leaves a
+ * partial file under the final name. The RKLLM prompt cache is this. */
+LLM8_API llm8_status llm8_session_save(llm8_session *s, const char *path);
+/* Replaces the session's context with a saved one, so that the next run continues after it
+ * without prefilling it. Fails (context unchanged) on a file from another model, a larger
+ * context than the session's, or a damaged file. */
+LLM8_API llm8_status llm8_session_load(llm8_session *s, const char *path);
+
 /* ---------------------------------------------------------------- chat */
 
 /* A session keeps a conversation. Each turn renders the whole conversation with the model's

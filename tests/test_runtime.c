@@ -129,6 +129,40 @@ int main(void) {
     CHECK(llm8_session_generate(s, prompt, strlen(prompt), &gp, collect, &next, NULL) == LLM8_STATUS_OK &&
               next.len == sync.len,
           "run after an idle abort: %s", llm8_session_last_error(s));
+
+    /* saved state: a prompt prefilled, saved, loaded into a fresh session; the continuation is
+     * the same as without the round trip, and nothing is prefilled again */
+    llm8_session_reset(s);
+    int32_t prompt_ids[64];
+    size_t np;
+    assert(llm8_tokenize(llm8_model_tokenizer(m), prompt, strlen(prompt), LLM8_TOKENIZE_ADD_BOS, prompt_ids, 64, &np) ==
+           LLM8_STATUS_OK);
+    assert(llm8_session_eval(s, prompt_ids, np, NULL, false) == LLM8_STATUS_OK);
+    const char *state = "/tmp/llm8_test_state.bin";
+    CHECK(llm8_session_save(s, state) == LLM8_STATUS_OK, "save: %s", llm8_session_last_error(s));
+    llm8_session *s2;
+    assert(llm8_session_create(m, NULL, &s2, err, sizeof err) == LLM8_STATUS_OK);
+    CHECK(llm8_session_load(s2, state) == LLM8_STATUS_OK && llm8_session_n_past(s2) == (int32_t)np, "load: %s",
+          llm8_session_last_error(s2));
+    static sink cont;
+    llm8_run_stats rs;
+    CHECK(llm8_session_generate_ids(s2, NULL, 0, &gp, collect, &cont, &rs) == LLM8_STATUS_OK && rs.prompt_tokens == 0,
+          "continue after load: %s", llm8_session_last_error(s2));
+    CHECK(cont.len == sync.len && !memcmp(cont.text, sync.text, sync.len), "continuation after load differs:\n[%s]\n[%s]",
+          cont.text, sync.text);
+    /* damaged and foreign files are refused and leave the context alone */
+    FILE *f = fopen(state, "r+b");
+    fseek(f, 100, SEEK_SET);
+    fputc(0x55, f);
+    fclose(f);
+    int32_t before = llm8_session_n_past(s2);
+    CHECK(llm8_session_load(s2, state) == LLM8_STATUS_BAD_FORMAT && llm8_session_n_past(s2) == before,
+          "damaged file: %s", llm8_session_last_error(s2));
+    printf("damaged state file: %s\n", llm8_session_last_error(s2));
+    CHECK(llm8_session_load(s2, "/nonexistent/state") == LLM8_STATUS_IO_ERROR, "missing file");
+    CHECK(llm8_session_save(s2, "/nonexistent/dir/state") == LLM8_STATUS_IO_ERROR, "unwritable path");
+    remove(state);
+    llm8_session_free(s2);
     llm8_session_free(s);
 
     /* two sessions, two threads, one model: the same texts as one at a time */
