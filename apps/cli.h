@@ -26,6 +26,10 @@ bool cli_float(const char *opt, const char *val, double lo, double hi, double *o
 /* Returns argv[*i + 1] and advances *i, or prints "OPT needs a value" and returns NULL. */
 const char *cli_value(int argc, char **argv, int *i);
 
+/* llm8_tokenize into a heap buffer (*ids, *cap) that grows to fit; *n receives the count. */
+llm8_status cli_tokenize_all(const llm8_tokenizer *tok, const char *text, size_t len, uint32_t flags, int32_t **ids,
+                             size_t *cap, size_t *n);
+
 /* Reads all of a stream into a heap buffer (NUL-terminated; *len excludes the NUL). */
 char *cli_read_all(FILE *f, size_t *len);
 

@@ -46,19 +46,6 @@ static void ppl_usage(void) {
            "text tokens and scoring starts at its second token.\n");
 }
 
-/* Tokenizes into a growing buffer; returns the status of the final call. */
-static llm8_status tokenize_all(const llm8_tokenizer *tok, const char *text, size_t len, uint32_t flags,
-                                int32_t **ids, size_t *cap, size_t *n) {
-    llm8_status st = llm8_tokenize(tok, text, len, flags, *ids, *cap, n);
-    if (st == LLM8_STATUS_INVALID_ARGUMENT && *n > *cap) {
-        int32_t *more = realloc(*ids, *n * sizeof(int32_t));
-        if (!more) return LLM8_STATUS_OUT_OF_MEMORY;
-        *ids = more;
-        *cap = *n;
-        st = llm8_tokenize(tok, text, len, flags, *ids, *cap, n);
-    }
-    return st;
-}
 
 /* Log-sum-exp of a row and its argmax, in double. */
 static double row_lse(const float *x, int32_t n, int32_t *argmax) {
@@ -259,7 +246,7 @@ int cmd_perplexity(int argc, char **argv) {
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
     /* Whole-text check first, so invalid UTF-8 is reported the same way with or without --docs. */
-    llm8_status st = tokenize_all(tok, text, text_len, 0, &toks, &tcap, &n_toks);
+    llm8_status st = cli_tokenize_all(tok, text, text_len, 0, &toks, &tcap, &n_toks);
     if (st) {
         fprintf(stderr, PPL ": %s: %s\n", text_path,
                 st == LLM8_STATUS_INVALID_ARGUMENT ? "invalid UTF-8" : llm8_status_to_string(st));
@@ -276,7 +263,7 @@ int cmd_perplexity(int argc, char **argv) {
             const char *le = nl ? nl : end, *next = nl ? nl + 1 : end;
             if (at_end || blank_line(p, le)) {
                 if (doc) {
-                    st = tokenize_all(tok, doc, (size_t)(doc_end - doc), 0, &toks, &tcap, &n_toks);
+                    st = cli_tokenize_all(tok, doc, (size_t)(doc_end - doc), 0, &toks, &tcap, &n_toks);
                     if (st) {
                         fprintf(stderr, PPL ": %s: %s\n", text_path, llm8_status_to_string(st));
                         goto done;

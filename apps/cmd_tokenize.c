@@ -6,19 +6,6 @@
 
 #include "cli.h"
 
-/* Tokenizes into a growing buffer; returns the status of the final call. */
-static llm8_status tokenize_all(const llm8_tokenizer *tok, const char *text, size_t len, uint32_t flags,
-                                int32_t **ids, size_t *cap, size_t *n) {
-    llm8_status st = llm8_tokenize(tok, text, len, flags, *ids, *cap, n);
-    if (st == LLM8_STATUS_INVALID_ARGUMENT && *n > *cap) {
-        int32_t *more = realloc(*ids, *n * sizeof(int32_t));
-        if (!more) return LLM8_STATUS_OUT_OF_MEMORY;
-        *ids = more;
-        *cap = *n;
-        st = llm8_tokenize(tok, text, len, flags, *ids, *cap, n);
-    }
-    return st;
-}
 
 static int tokenize_jsonl(const llm8_tokenizer *tok, uint32_t base_flags) {
     char *line = NULL;
@@ -44,7 +31,7 @@ static int tokenize_jsonl(const llm8_tokenizer *tok, uint32_t base_flags) {
         }
         uint32_t flags = base_flags;
         if (special) flags = json_is_true(special) ? flags | LLM8_TOKENIZE_PARSE_SPECIAL : flags & ~LLM8_TOKENIZE_PARSE_SPECIAL;
-        llm8_status st = tokenize_all(tok, json_string_value(text), json_string_length(text), flags, &ids, &cap, &n);
+        llm8_status st = cli_tokenize_all(tok, json_string_value(text), json_string_length(text), flags, &ids, &cap, &n);
         if (st) {
             fprintf(stderr, "llm8 tokenize: stdin line %ld: %s\n", lineno,
                     st == LLM8_STATUS_INVALID_ARGUMENT ? "invalid UTF-8 in text" : llm8_status_to_string(st));
@@ -101,7 +88,7 @@ int cmd_tokenize(int argc, char **argv) {
         size_t len, cap = 1024, n = 0;
         char *text = cli_read_all(stdin, &len);
         int32_t *ids = malloc(cap * sizeof(int32_t));
-        llm8_status st = text && ids ? tokenize_all(tok, text, len, flags, &ids, &cap, &n) : LLM8_STATUS_OUT_OF_MEMORY;
+        llm8_status st = text && ids ? cli_tokenize_all(tok, text, len, flags, &ids, &cap, &n) : LLM8_STATUS_OUT_OF_MEMORY;
         if (st) {
             fprintf(stderr, "llm8 tokenize: %s\n",
                     st == LLM8_STATUS_INVALID_ARGUMENT ? "stdin is not valid UTF-8" : llm8_status_to_string(st));

@@ -120,3 +120,17 @@ char *cli_read_all(FILE *f, size_t *len) {
     *len = n;
     return buf;
 }
+
+/* Tokenizes into a growing buffer; returns the status of the final call. */
+llm8_status cli_tokenize_all(const llm8_tokenizer *tok, const char *text, size_t len, uint32_t flags,
+                             int32_t **ids, size_t *cap, size_t *n) {
+    llm8_status st = llm8_tokenize(tok, text, len, flags, *ids, *cap, n);
+    if (st == LLM8_STATUS_INVALID_ARGUMENT && *n > *cap) {
+        int32_t *more = realloc(*ids, *n * sizeof(int32_t));
+        if (!more) return LLM8_STATUS_OUT_OF_MEMORY;
+        *ids = more;
+        *cap = *n;
+        st = llm8_tokenize(tok, text, len, flags, *ids, *cap, n);
+    }
+    return st;
+}

@@ -11,19 +11,10 @@
 #include <string.h>
 
 #include "chat/template.h"
+#include "check.h"
 #include "llm8.h"
 #include "tokenizer/tokenizer.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                                        \
-    do {                                                                                                        \
-        if (!(cond)) {                                                                                          \
-            printf("FAIL line %d: ", __LINE__);                                                                 \
-            printf(__VA_ARGS__);                                                                                \
-            printf("\n");                                                                                       \
-            failures++;                                                                                         \
-        }                                                                                                       \
-    } while (0)
 
 typedef struct text {
     char s[8192];

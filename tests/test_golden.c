@@ -10,21 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "llm8.h"
 
 #define MODEL "models/stories260k"
 static const double TOL = 1e-4;
-static int failures;
-
-#define CHECK(cond, ...)                                                                                        \
-    do {                                                                                                        \
-        if (!(cond)) {                                                                                          \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                         \
-            printf(__VA_ARGS__);                                                                                \
-            printf("\n");                                                                                       \
-            failures++;                                                                                         \
-        }                                                                                                       \
-    } while (0)
 
 static int argmax(const float *x, int n) {
     int b = 0;

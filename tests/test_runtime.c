@@ -10,18 +10,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "check.h"
 #include "llm8.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                                        \
-    do {                                                                                                        \
-        if (!(cond)) {                                                                                          \
-            printf("FAIL line %d: ", __LINE__);                                                                 \
-            printf(__VA_ARGS__);                                                                                \
-            printf("\n");                                                                                       \
-            failures++;                                                                                         \
-        }                                                                                                       \
-    } while (0)
 
 typedef struct sink {
     char text[16384];

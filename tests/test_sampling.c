@@ -8,19 +8,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
 #include "llm8.h"
 #include "sample/sampler.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                                        \
-    do {                                                                                                        \
-        if (!(cond)) {                                                                                          \
-            printf("FAIL line %d: ", __LINE__);                                                                 \
-            printf(__VA_ARGS__);                                                                                \
-            printf("\n");                                                                                       \
-            failures++;                                                                                         \
-        }                                                                                                       \
-    } while (0)
 
 static llm8_sampling_params plain(float temp) {
     llm8_sampling_params p = llm8_sampling_default_params();

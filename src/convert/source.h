@@ -52,6 +52,10 @@ struct l8_source {
     void *impl;
 };
 
+/* Reads DIR/tokenizer.json (and tokenizer_config.json when present) into src and checks that
+ * they parse and fit src->info's vocabulary. */
+llm8_status l8_source_read_tokenizer(l8_source *src, const char *dir, l8_err *e);
+
 /* Frees a source: its impl through close, then the common fields and the struct. */
 void l8_source_free(l8_source *src);
 

@@ -73,27 +73,9 @@ llm8_status l8_source_open_hf(const char *dir, l8_source **out, l8_err *e) {
     src->read_rows = hf_read_rows;
     src->close = hf_close;
     llm8_status st = l8_hf_config_load(dir, &src->info, e);
-    char *tpath = l8_path_join(dir, "tokenizer.json"), *cpath = l8_path_join(dir, "tokenizer_config.json");
-    if (!st && (!tpath || !cpath)) st = l8_fail(e, LLM8_STATUS_OUT_OF_MEMORY, "out of memory");
-    if (!st) st = l8_read_file(tpath, &src->tokenizer_json, &src->tokenizer_json_len, e);
-    if (!st && l8_read_file(cpath, &src->tokenizer_config_json, &src->tokenizer_config_json_len, NULL)) {
-        src->tokenizer_config_json = NULL; /* optional */
-        src->tokenizer_config_json_len = 0;
-    }
-    if (!st) {
-        /* Parse the tokenizer now, so a broken one fails the conversion before any writing. */
-        llm8_tokenizer *tok = NULL;
-        st = l8_tokenizer_from_json(src->tokenizer_json, src->tokenizer_json_len, src->tokenizer_config_json,
-                                    src->tokenizer_config_json_len, dir, &tok, e);
-        if (!st && llm8_tokenizer_n_vocab(tok) > src->info.n_vocab)
-            st = l8_fail(e, LLM8_STATUS_BAD_FORMAT, "%s: the tokenizer has %d tokens but vocab_size is %d", dir,
-                         llm8_tokenizer_n_vocab(tok), src->info.n_vocab);
-        llm8_tokenizer_free(tok);
-    }
+    if (!st) st = l8_source_read_tokenizer(src, dir, e);
     if (!st) st = l8_st_open_dir(dir, &h->st, e);
     if (!st) st = l8_hf_bind_weights(h->st, &src->info, &h->w, e);
-    free(tpath);
-    free(cpath);
     if (st) {
         l8_source_free(src);
         return st;

@@ -111,26 +111,7 @@ llm8_status l8_source_open_random(const char *config_json_path, const char *toke
     src->read_rows = rnd_read_rows;
     src->close = rnd_close;
     st = l8_hf_config_load(dir, &src->info, e);
-    char *tpath = l8_path_join(tokenizer_dir, "tokenizer.json");
-    char *cpath = l8_path_join(tokenizer_dir, "tokenizer_config.json");
-    if (!st && (!tpath || !cpath)) st = l8_fail(e, LLM8_STATUS_OUT_OF_MEMORY, "out of memory");
-    if (!st) st = l8_read_file(tpath, &src->tokenizer_json, &src->tokenizer_json_len, e);
-    if (!st && l8_read_file(cpath, &src->tokenizer_config_json, &src->tokenizer_config_json_len, NULL)) {
-        src->tokenizer_config_json = NULL; /* optional */
-        src->tokenizer_config_json_len = 0;
-    }
-    if (!st) {
-        /* Parse the tokenizer now, so a broken or too large one fails before any writing. */
-        llm8_tokenizer *tok = NULL;
-        st = l8_tokenizer_from_json(src->tokenizer_json, src->tokenizer_json_len, src->tokenizer_config_json,
-                                    src->tokenizer_config_json_len, tokenizer_dir, &tok, e);
-        if (!st && llm8_tokenizer_n_vocab(tok) > src->info.n_vocab)
-            st = l8_fail(e, LLM8_STATUS_BAD_FORMAT, "%s: the tokenizer has %d tokens but %s has vocab_size %d",
-                         tokenizer_dir, llm8_tokenizer_n_vocab(tok), config_json_path, src->info.n_vocab);
-        llm8_tokenizer_free(tok);
-    }
-    free(tpath);
-    free(cpath);
+    if (!st) st = l8_source_read_tokenizer(src, tokenizer_dir, e);
     if (!st) {
         uint64_t n_params = 0;
         for (l8_role role = 0; role < L8_ROLE_COUNT; role++) {

@@ -93,6 +93,21 @@ static int cmp_desc(const void *a, const void *b) {
     return (i > j) - (i < j); /* ties: lower id first, so results never depend on qsort */
 }
 
+/* Restores the heap below j: a parent compares worse than (is "greater" in cmp_desc than) none
+ * of its children, so the root is the worst kept candidate. */
+static void sift_down(l8_candidate *c, int32_t k, int32_t j) {
+    for (;;) {
+        int32_t a = 2 * j + 1, b = a + 1, m = j;
+        if (a < k && cmp_desc(&c[a], &c[m]) > 0) m = a;
+        if (b < k && cmp_desc(&c[b], &c[m]) > 0) m = b;
+        if (m == j) return;
+        l8_candidate t = c[j];
+        c[j] = c[m];
+        c[m] = t;
+        j = m;
+    }
+}
+
 /* Keeps the k best candidates of n, sorted best first; returns k. A binary min-heap of size k
  * makes this O(n log k) instead of a full sort of the vocabulary. */
 static int32_t top_k_select(l8_candidate *c, int32_t n, int32_t k) {
@@ -101,33 +116,13 @@ static int32_t top_k_select(l8_candidate *c, int32_t n, int32_t k) {
         return n;
     }
     /* heap in c[0..k): the root is the worst kept candidate */
-    for (int32_t i = k / 2 - 1; i >= 0; i--) {
-        for (int32_t j = i;;) {
-            int32_t a = 2 * j + 1, b = a + 1, m = j;
-            if (a < k && cmp_desc(&c[a], &c[m]) > 0) m = a;
-            if (b < k && cmp_desc(&c[b], &c[m]) > 0) m = b;
-            if (m == j) break;
-            l8_candidate t = c[j];
-            c[j] = c[m];
-            c[m] = t;
-            j = m;
-        }
-    }
+    for (int32_t i = k / 2 - 1; i >= 0; i--) sift_down(c, k, i);
     for (int32_t i = k; i < n; i++) {
         if (cmp_desc(&c[i], &c[0]) >= 0) continue; /* not better than the worst kept */
         l8_candidate out = c[0]; /* swap, not overwrite: the array stays a permutation */
         c[0] = c[i];
         c[i] = out;
-        for (int32_t j = 0;;) {
-            int32_t a = 2 * j + 1, b = a + 1, m = j;
-            if (a < k && cmp_desc(&c[a], &c[m]) > 0) m = a;
-            if (b < k && cmp_desc(&c[b], &c[m]) > 0) m = b;
-            if (m == j) break;
-            l8_candidate t = c[j];
-            c[j] = c[m];
-            c[m] = t;
-            j = m;
-        }
+        sift_down(c, k, 0);
     }
     qsort(c, (size_t)k, sizeof *c, cmp_desc);
     return k;
