@@ -146,6 +146,19 @@ LLM8_API const int32_t *llm8_session_tokens(const llm8_session *s, int32_t *n);
 LLM8_API llm8_status llm8_session_eval(llm8_session *s, const int32_t *ids, size_t n, float *logits,
                                        bool all_logits);
 
+/* The general form: ids or embeddings in (RKLLM's token and embedding inputs), logits and/or the
+ * last layer's hidden states (after the final norm, n x n_embd: embeddings for retrieval or
+ * scoring) out. Embedding positions appear as -1 in llm8_session_tokens. */
+typedef struct llm8_eval_io {
+    const int32_t *ids;   /* n token ids, or NULL when embd is given */
+    const float *embd;    /* n x n_embd input embeddings, or NULL */
+    size_t n;
+    float *logits;        /* NULL, n_vocab floats (last position) or n x n_vocab with all_logits */
+    bool all_logits;
+    float *hidden;        /* NULL or n x n_embd */
+} llm8_eval_io;
+LLM8_API llm8_status llm8_session_eval_ex(llm8_session *s, const llm8_eval_io *io);
+
 typedef struct llm8_sampling_params {
     float temperature;        /* <= 0: greedy */
     int32_t top_k;            /* <= 0: off */

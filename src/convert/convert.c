@@ -230,6 +230,10 @@ llm8_status l8_convert(l8_source *src, const char *out_path, l8_qtype qt, l8_con
         if (!st && rots[i]->m > 1)
             st = l8_gguf_add_tensor(w, rot_names[i][1], L8_GGML_F32, 2, ne_m, (uint64_t)rots[i]->m * rots[i]->m * 4, e);
     }
+    if (!st && src->final_norm) {
+        int64_t ne[1] = {m->n_embd};
+        st = l8_gguf_add_tensor(w, "rot_embd.norm", L8_GGML_F32, 1, ne, (uint64_t)m->n_embd * 4, e);
+    }
     if (!st) st = l8_gguf_begin_data(w, e);
     for (int32_t i = 0; !st && i < np; i++) {
         double ts = now_s();
@@ -248,6 +252,7 @@ llm8_status l8_convert(l8_source *src, const char *out_path, l8_qtype qt, l8_con
         st = l8_gguf_write_data(w, rots[i]->signs, (size_t)rots[i]->n * 4, e);
         if (!st && rots[i]->m > 1) st = l8_gguf_write_data(w, rots[i]->mix, (size_t)rots[i]->m * rots[i]->m * 4, e);
     }
+    if (!st && src->final_norm) st = l8_gguf_write_data(w, src->final_norm, (size_t)m->n_embd * 4, e);
     if (!st) st = l8_gguf_writer_finish(w, e);
     l8_gguf_writer_free(w);
     if (!st) {

@@ -43,6 +43,8 @@ struct l8_source {
                                    * frequencies (llama3 scaling precomputed), or NULL: computed
                                    * from info by l8_rope_init */
     char *description;            /* owned; e.g. "Hugging Face folder DIR (bf16)" for llm8.source */
+    float *final_norm;            /* owned; (n_embd) the final RMSNorm weight a rotated source folded
+                                   * into the head (to map hidden states back), else NULL */
     const l8_rot *rot_embd;       /* rotations a rotated source applied (l8_source_rotate), else NULL: */
     const l8_rot *rot_ffn;        /* the residual stream's (folded) and the down projection input's */
     /* Reads rows [r0, r0 + n) of a weight into out (n x cols f32; a vector: r0 = 0, n = rows). */

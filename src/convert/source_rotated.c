@@ -159,6 +159,17 @@ llm8_status l8_source_rotate(l8_source *inner, uint64_t seed, l8_source **out, l
         l8_source_free(src);
         return l8_fail(e, LLM8_STATUS_OUT_OF_MEMORY, "out of memory");
     }
+    src->final_norm = malloc((size_t)m->n_embd * sizeof(float));
+    if (!src->final_norm) {
+        l8_source_free(src);
+        return l8_fail(e, LLM8_STATUS_OUT_OF_MEMORY, "out of memory");
+    }
+    int64_t nrows, ncols;
+    l8_role_shape(L8_ROLE_OUTPUT_NORM, m, &nrows, &ncols);
+    if ((st = inner->read_rows(inner, L8_ROLE_OUTPUT_NORM, 0, 0, nrows, src->final_norm, e))) {
+        l8_source_free(src);
+        return st;
+    }
     src->rot_embd = &r->t1;
     src->rot_ffn = &r->t2;
     *out = src;

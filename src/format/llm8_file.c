@@ -185,6 +185,11 @@ static llm8_status bind_rotations(const l8_gguf *g, const llm8_model_info *m, l8
     if (len != 8 || memcmp(s, "hadamard", 8))
         return l8_fail(e, LLM8_STATUS_UNSUPPORTED, "%s: unknown rotation \"%.*s\"", l8_gguf_name(g), (int)len, s);
     f->rotated = true;
+    const l8_gguf_tensor *fn = l8_gguf_find_tensor(g, "rot_embd.norm");
+    if (!fn || fn->type != L8_GGML_F32 || fn->n_dims != 1 || fn->ne[0] != m->n_embd)
+        return l8_fail(e, LLM8_STATUS_BAD_FORMAT, "%s: rotated model without a valid rot_embd.norm [%d]", l8_gguf_name(g),
+                       m->n_embd);
+    f->final_norm = fn->data;
     if ((st = bind_rotation(g, "rot_embd", m->n_embd, &f->rot_embd, e))) return st;
     return bind_rotation(g, "rot_ffn", m->n_ff, &f->rot_ffn, e);
 }

@@ -11,6 +11,7 @@ typedef struct l8_llm8_file {
     const float *rope_freqs;  /* (head_dim / 2) or NULL */
     bool rotated;             /* weights rotated at conversion (quant/rotate.h) */
     l8_rot rot_embd, rot_ffn; /* views into the file when rotated */
+    const float *final_norm;  /* rotated: the final norm weight folded into the head (n_embd) */
     const char *tokenizer_json, *tokenizer_config_json; /* inside the file, not NUL-terminated */
     size_t tokenizer_json_len, tokenizer_config_json_len;
 } l8_llm8_file;

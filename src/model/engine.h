@@ -33,7 +33,7 @@ void l8_engine_free(l8_engine *e);
 
 /* As l8_forward_ref (same arguments and results), for n <= e->max_n. */
 llm8_status l8_forward_fast(l8_engine *e, const l8_weights *w, const llm8_model_info *m, const l8_rope *rope,
-                            l8_kv_cache *kv, const int32_t *tokens, int32_t n, int32_t pos0, float *logits,
+                            l8_kv_cache *kv, const int32_t *tokens, const float *embd, int32_t n, int32_t pos0, float *logits,
                             bool all_logits, float *hidden);
 
 #endif

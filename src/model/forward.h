@@ -28,12 +28,13 @@ void l8_rope_free(l8_rope *r);
 llm8_status l8_kv_init(l8_kv_cache *kv, const llm8_model_info *info, int32_t n_ctx, bool f16);
 void l8_kv_free(l8_kv_cache *kv);
 
-/* Runs n tokens at positions pos0..pos0+n-1 through the model, writing their keys and values
+/* Runs n tokens (ids, or when embd is not NULL their input embeddings, n x n_embd) at positions
+ * pos0..pos0+n-1 through the model, writing their keys and values
  * into the cache. logits receives (n, n_vocab) when all_logits, else (n_vocab) for the last
  * position; hidden (may be NULL) receives the final-norm hidden states (n, n_embd).
  * The caller guarantees pos0 + n <= kv->n_ctx and valid token ids. */
 llm8_status l8_forward_ref(const l8_weights *w, const llm8_model_info *info, const l8_rope *rope,
-                           l8_kv_cache *kv, const int32_t *tokens, int32_t n, int32_t pos0, float *logits,
+                           l8_kv_cache *kv, const int32_t *tokens, const float *embd, int32_t n, int32_t pos0, float *logits,
                            bool all_logits, float *hidden);
 
 #endif

@@ -228,7 +228,7 @@ static void store_kv(l8_engine *e, l8_kv_cache *kv, void *base, size_t at, const
 }
 
 llm8_status l8_forward_fast(l8_engine *e, const l8_weights *w, const llm8_model_info *m, const l8_rope *rope,
-                            l8_kv_cache *kv, const int32_t *tokens, int32_t n, int32_t pos0, float *logits,
+                            l8_kv_cache *kv, const int32_t *tokens, const float *embd, int32_t n, int32_t pos0, float *logits,
                             bool all_logits, float *hidden) {
     if (n > e->max_n) return LLM8_STATUS_INVALID_ARGUMENT;
     const l8_kernels *k = e->k;
@@ -237,7 +237,8 @@ llm8_status l8_forward_fast(l8_engine *e, const l8_weights *w, const llm8_model_
 
     for (int32_t t = 0; t < n; t++) {
         float *x = e->x + (size_t)t * dim;
-        if (is_quant(&w->tok_embd)) l8_q_dequantize_row(&w->tok_embd, tokens[t], x);
+        if (embd) memcpy(x, embd + (size_t)t * dim, (size_t)dim * sizeof(float));
+        else if (is_quant(&w->tok_embd)) l8_q_dequantize_row(&w->tok_embd, tokens[t], x);
         else l8_tensor_row_f32(&w->tok_embd, tokens[t], x);
         /* cos and sin of this position's angles, in double as the reference computes them */
         float *cs = e->cs + (size_t)t * hd;

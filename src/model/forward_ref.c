@@ -225,13 +225,15 @@ static void attend(float *out, const float *q, const l8_kv_cache *kv, int32_t la
 }
 
 llm8_status l8_forward_ref(const l8_weights *w, const llm8_model_info *m, const l8_rope *rope,
-                           l8_kv_cache *kv, const int32_t *tokens, int32_t n, int32_t pos0, float *logits,
+                           l8_kv_cache *kv, const int32_t *tokens, const float *embd, int32_t n, int32_t pos0, float *logits,
                            bool all_logits, float *hidden) {
     scratch s = {0};
     if (!scratch_alloc(&s, m, n, kv->n_ctx)) return LLM8_STATUS_OUT_OF_MEMORY;
     int32_t dim = m->n_embd, hd = m->head_dim, q_dim = m->n_head * hd, kv_dim = kv->kv_dim, ff = m->n_ff;
 
-    for (int32_t t = 0; t < n; t++) embedding_row(&w->tok_embd, tokens[t], s.x + (size_t)t * dim);
+    if (embd) memcpy(s.x, embd, (size_t)n * dim * sizeof(float));
+    else
+        for (int32_t t = 0; t < n; t++) embedding_row(&w->tok_embd, tokens[t], s.x + (size_t)t * dim);
 
     for (int32_t l = 0; l < m->n_layer; l++) {
         const l8_layer *L = &w->layers[l];

@@ -64,11 +64,10 @@ void l8_rot_free(l8_rot *r) {
     memset(r, 0, sizeof *r);
 }
 
-void l8_rot_apply_t(const l8_rot *r, float *x, float *tmp) {
-    int32_t n = r->n, h = r->h, m = r->m;
-    for (int32_t i = 0; i < n; i++) x[i] *= r->signs[i];
+static void fwht_blocks(const l8_rot *r, float *x) {
+    int32_t h = r->h;
     float norm = 1.0f / sqrtf((float)h);
-    for (int32_t b = 0; b < m; b++) {
+    for (int32_t b = 0; b < r->m; b++) {
         float *v = x + (size_t)b * h;
         for (int32_t len = 1; len < h; len <<= 1)
             for (int32_t i = 0; i < h; i += len << 1)
@@ -79,14 +78,30 @@ void l8_rot_apply_t(const l8_rot *r, float *x, float *tmp) {
                 }
         for (int32_t i = 0; i < h; i++) v[i] *= norm;
     }
-    if (m == 1) return;
-    /* (Q_m^T ⊗ I): y_i = sum_k Q[k][i] v_k over the blocks, for each offset j */
+}
+
+/* For each offset j: the strided vector across blocks <- Q (transpose ? Q^T : Q) times it. */
+static void mix_blocks(const l8_rot *r, float *x, float *tmp, bool transpose) {
+    int32_t h = r->h, m = r->m;
     for (int32_t j = 0; j < h; j++) {
         for (int32_t i = 0; i < m; i++) {
             float acc = 0.0f;
-            for (int32_t k = 0; k < m; k++) acc += r->mix[(size_t)k * m + i] * x[(size_t)k * h + j];
+            for (int32_t k = 0; k < m; k++)
+                acc += (transpose ? r->mix[(size_t)k * m + i] : r->mix[(size_t)i * m + k]) * x[(size_t)k * h + j];
             tmp[i] = acc;
         }
         for (int32_t i = 0; i < m; i++) x[(size_t)i * h + j] = tmp[i];
     }
+}
+
+void l8_rot_apply(const l8_rot *r, float *x, float *tmp) {
+    if (r->m > 1) mix_blocks(r, x, tmp, false);
+    fwht_blocks(r, x);
+    for (int32_t i = 0; i < r->n; i++) x[i] *= r->signs[i];
+}
+
+void l8_rot_apply_t(const l8_rot *r, float *x, float *tmp) {
+    for (int32_t i = 0; i < r->n; i++) x[i] *= r->signs[i];
+    fwht_blocks(r, x);
+    if (r->m > 1) mix_blocks(r, x, tmp, true);
 }

@@ -35,6 +35,8 @@ llm8_status l8_rot_make(l8_rot *r, int32_t n, uint64_t seed);
 l8_rot l8_rot_view(int32_t n, int32_t m, const float *signs, const float *mix);
 void l8_rot_free(l8_rot *r);
 
+/* x <- T x (the inverse of l8_rot_apply_t), in place; tmp holds m floats. */
+void l8_rot_apply(const l8_rot *r, float *x, float *tmp);
 /* x <- T^T x, in place, for one vector of n floats; tmp holds m floats. */
 void l8_rot_apply_t(const l8_rot *r, float *x, float *tmp);
 

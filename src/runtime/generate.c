@@ -135,6 +135,7 @@ llm8_status l8_generate_ids(llm8_session *s, const int32_t *ids, size_t n, const
     const char *piece;
     size_t plen;
     for (int32_t i = 0; i < s->n_past; i++) {
+        if (s->tokens[i] < 0) continue; /* an embedding input has no id */
         l8_sampler_accept(&sampler, s->tokens[i]);
         llm8_decoder_push(dec, s->tokens[i], &piece, &plen);
     }

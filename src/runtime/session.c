@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "quant/rotate.h"
 #include "runtime/runtime.h"
 #include "util/error.h"
 
@@ -88,36 +89,74 @@ const int32_t *llm8_session_tokens(const llm8_session *s, int32_t *n) {
     return s ? s->tokens : NULL;
 }
 
-llm8_status llm8_session_eval(llm8_session *s, const int32_t *ids, size_t n, float *logits, bool all_logits) {
-    if (!s) return LLM8_STATUS_INVALID_ARGUMENT;
+llm8_status llm8_session_eval_ex(llm8_session *s, const llm8_eval_io *io) {
+    if (!s || !io) return LLM8_STATUS_INVALID_ARGUMENT;
+    size_t n = io->n;
     if (n == 0) return LLM8_STATUS_OK;
-    if (!ids) return l8_session_fail(s, LLM8_STATUS_INVALID_ARGUMENT, "eval: null ids");
+    if (!io->ids == !io->embd)
+        return l8_session_fail(s, LLM8_STATUS_INVALID_ARGUMENT, "eval: give token ids or embeddings, not %s",
+                               io->ids ? "both" : "neither");
     const llm8_model *m = s->model;
-    int32_t n_vocab = m->info.n_vocab;
-    for (size_t i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= n_vocab)
+    int32_t n_vocab = m->info.n_vocab, dim = m->info.n_embd;
+    for (size_t i = 0; io->ids && i < n; i++)
+        if (io->ids[i] < 0 || io->ids[i] >= n_vocab)
             return l8_session_fail(s, LLM8_STATUS_INVALID_ARGUMENT, "token id %d at index %zu is outside [0, %d)",
-                                   ids[i], i, n_vocab);
+                                   io->ids[i], i, n_vocab);
     if (n > (size_t)(s->n_ctx - s->n_past))
         return l8_session_fail(s, LLM8_STATUS_CONTEXT_FULL,
                                "%zu tokens do not fit: the context holds %d and %d are used", n, s->n_ctx,
                                s->n_past);
-    for (size_t done = 0; done < n;) {
-        if (atomic_load(&s->running) && atomic_load(&s->abort))
-            return l8_session_fail(s, LLM8_STATUS_ABORTED, "aborted during the prompt (%zu of %zu tokens in)", done, n);
+    const l8_rot *rot = m->file.rotated ? &m->file.rot_embd : NULL;
+    float *embd = NULL; /* a rotated model's residual stream is rotated: so are its input embeddings */
+    if (io->embd && rot) {
+        embd = malloc(n * (size_t)dim * sizeof(float));
+        if (!embd) return l8_session_fail(s, LLM8_STATUS_OUT_OF_MEMORY, "out of memory");
+        memcpy(embd, io->embd, n * (size_t)dim * sizeof(float));
+        for (size_t t = 0; t < n; t++) l8_rot_apply_t(rot, embd + t * dim, s->engine.rows);
+    }
+    const float *in = embd ? embd : io->embd;
+    llm8_status st = LLM8_STATUS_OK;
+    for (size_t done = 0; done < n && !st;) {
+        if (atomic_load(&s->running) && atomic_load(&s->abort)) {
+            st = l8_session_fail(s, LLM8_STATUS_ABORTED, "aborted during the prompt (%zu of %zu tokens in)", done, n);
+            break;
+        }
         int32_t chunk = (int32_t)(n - done < PREFILL_CHUNK ? n - done : PREFILL_CHUNK);
-        bool last = done + (size_t)chunk == n;
-        float *out = all_logits && logits ? logits + done * (size_t)n_vocab : (last ? s->logits : NULL);
-        llm8_status st = s->reference ? l8_forward_ref(&m->w, &m->info, &m->rope, &s->kv, ids + done, chunk,
-                                                       s->n_past, out, all_logits && logits, NULL)
-                                      : l8_forward_fast(&s->engine, &m->w, &m->info, &m->rope, &s->kv, ids + done,
-                                                        chunk, s->n_past, out, all_logits && logits, NULL);
-        if (st) return l8_session_fail(s, st, "out of memory in the forward pass");
-        memcpy(s->tokens + s->n_past, ids + done, (size_t)chunk * sizeof(int32_t));
+        bool last = done + (size_t)chunk == n, all = io->all_logits && io->logits;
+        float *out = all ? io->logits + done * (size_t)n_vocab : (last ? s->logits : NULL);
+        float *hidden = io->hidden ? io->hidden + done * (size_t)dim : NULL;
+        const int32_t *ids = io->ids ? io->ids + done : NULL;
+        const float *e = in ? in + done * (size_t)dim : NULL;
+        st = s->reference ? l8_forward_ref(&m->w, &m->info, &m->rope, &s->kv, ids, e, chunk, s->n_past, out, all, hidden)
+                          : l8_forward_fast(&s->engine, &m->w, &m->info, &m->rope, &s->kv, ids, e, chunk, s->n_past,
+                                            out, all, hidden);
+        if (st) {
+            st = l8_session_fail(s, st, "out of memory in the forward pass");
+            break;
+        }
+        for (int32_t i = 0; i < chunk; i++) s->tokens[s->n_past + i] = ids ? ids[i] : -1; /* -1: an embedding */
+        if (hidden && rot) /* back to the model's own basis: h = g_out * (T1 x') */
+            for (int32_t t = 0; t < chunk; t++) {
+                float *h = hidden + (size_t)t * dim;
+                l8_rot_apply(rot, h, s->engine.rows);
+                if (m->file.final_norm)
+                    for (int32_t i = 0; i < dim; i++) h[i] *= m->file.final_norm[i];
+            }
         s->n_past += chunk;
         done += (size_t)chunk;
     }
-    if (all_logits && logits) memcpy(s->logits, logits + (n - 1) * (size_t)n_vocab, (size_t)n_vocab * sizeof(float));
-    else if (logits) memcpy(logits, s->logits, (size_t)n_vocab * sizeof(float));
+    free(embd);
+    if (st) return st;
+    if (io->all_logits && io->logits)
+        memcpy(s->logits, io->logits + (n - 1) * (size_t)n_vocab, (size_t)n_vocab * sizeof(float));
+    else if (io->logits)
+        memcpy(io->logits, s->logits, (size_t)n_vocab * sizeof(float));
     return LLM8_STATUS_OK;
+}
+
+llm8_status llm8_session_eval(llm8_session *s, const int32_t *ids, size_t n, float *logits, bool all_logits) {
+    if (!s) return LLM8_STATUS_INVALID_ARGUMENT;
+    if (n && !ids) return l8_session_fail(s, LLM8_STATUS_INVALID_ARGUMENT, "eval: null ids");
+    llm8_eval_io io = {.ids = ids, .n = n, .logits = logits, .all_logits = all_logits};
+    return llm8_session_eval_ex(s, &io);
 }

@@ -145,7 +145,7 @@ llm8_status llm8_session_load(llm8_session *s, const char *path) {
     for (uint32_t i = 0; i < h.n_past; i++) {
         int32_t id;
         memcpy(&id, toks + i, 4);
-        if (id < 0 || id >= m->n_vocab) {
+        if (id < -1 || id >= m->n_vocab) { /* -1: a position fed an embedding */
             st = l8_session_fail(s, LLM8_STATUS_BAD_FORMAT, "%s: token id %d out of range", path, id);
             goto out;
         }
@@ -170,8 +170,9 @@ llm8_status llm8_session_load(llm8_session *s, const char *path) {
     s->n_past = (int32_t)h.n_past;
     json_decref(s->messages);
     s->messages = msgs;
-    /* the last position's logits are not saved: running its token again restores them */
-    if (s->n_past > 0) {
+    /* the last position's logits are not saved: running its token again restores them (an
+     * embedding position cannot be re-run: its logits stay unknown until the next input) */
+    if (s->n_past > 0 && s->tokens[s->n_past - 1] >= 0) {
         s->n_past--;
         st = llm8_session_eval(s, &s->tokens[s->n_past], 1, NULL, false);
     }
