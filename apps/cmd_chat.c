@@ -29,6 +29,7 @@ static void chat_usage(void) {
            "  one turn per line of input (a terminal or a pipe); the history is kept across turns.\n"
            "  /reset      forget the conversation (keeps the system message)\n"
            "  /system T   set the system message and start over\n"
+           "  /save FILE  save the conversation and its KV cache; /load FILE continues it\n"
            "  /stats      the last answer's token counts and speeds\n"
            "  Ctrl-C stops the current answer; Ctrl-D (end of input) exits.\n");
 }
@@ -115,6 +116,13 @@ int cmd_chat(int argc, char **argv) {
         } else if (!strncmp(line, "/system ", 8)) {
             if (llm8_session_set_system(s, line + 8)) fprintf(stderr, "llm8 chat: %s\n", llm8_session_last_error(s));
             continue;
+        } else if (!strncmp(line, "/save ", 6) || !strncmp(line, "/load ", 6)) {
+            bool save = line[1] == 's';
+            llm8_status st = save ? llm8_session_save(s, line + 6) : llm8_session_load(s, line + 6);
+            if (st) fprintf(stderr, "llm8 chat: %s\n", llm8_session_last_error(s));
+            else fprintf(stderr, "%s %s (%d tokens, %d messages)\n", save ? "saved" : "loaded", line + 6,
+                         llm8_session_n_past(s), llm8_session_n_messages(s));
+            continue;
         } else if (!strcmp(line, "/stats")) {
             fprintf(stderr, "prefilled %d tokens in %.1f ms; generated %d tokens in %.1f ms (%.1f tok/s); context %d/%d\n",
                     last.prompt_tokens, last.prefill_ms, last.generated_tokens, last.decode_ms,
@@ -122,7 +130,7 @@ int cmd_chat(int argc, char **argv) {
                     llm8_session_n_ctx(s));
             continue;
         } else if (line[0] == '/') {
-            fprintf(stderr, "llm8 chat: unknown command %s (/reset, /system TEXT, /stats)\n", line);
+            fprintf(stderr, "llm8 chat: unknown command %s (/reset, /system TEXT, /save FILE, /load FILE, /stats)\n", line);
             continue;
         }
         llm8_status st = llm8_session_chat(s, line, &gp, print_piece, NULL, &last);

@@ -14,6 +14,13 @@ a1=$(printf '%s\n' "$out" | sed -n 1p); a3=$(printf '%s\n' "$out" | sed -n 3p)
 printf '%s\n' "$err" | grep -q "^prefilled .* context [0-9]*/512" && echo "ok   /stats" || { echo "FAIL stats: $err"; fail=1; }
 printf '%s\n' "$err" | grep -q "unknown command /bogus" && echo "ok   unknown command" || { echo "FAIL /bogus"; fail=1; }
 [ "$(printf '%s\n' "$err" | grep -c '^\[16 tokens')" -eq 3 ] && echo "ok   a stats line per answer" || { echo "FAIL stats lines: $err"; fail=1; }
+# /save then /load in a new process continues the conversation where it was
+st=${TMPDIR:-/tmp}/llm8_chat_state.$$
+a=$(printf 'Once upon a time\n/save %s\nWhat then?\n' "$st" | "$bin" chat --temp 0 -n 16 2>/dev/null | sed -n 2p)
+b=$(printf '/load %s\nWhat then?\n' "$st" | "$bin" chat --temp 0 -n 16 2>"$st.err")
+[ -n "$a" ] && [ "$a" == "$b" ] && echo "ok   /save and /load: the second turn is the same" || { echo "FAIL /load: [$a] vs [$b]"; fail=1; }
+grep -q "^loaded .* messages)" "$st.err" && echo "ok   /load reports" || { echo "FAIL /load: $(cat "$st.err")"; fail=1; }
+rm -f "$st" "$st.err"
 # run --chat renders the same first turn as chat
 r=$("$bin" run --chat -p "Once upon a time" -n 16 --temp 0 2>/dev/null)
 [ "$r" == "$a1" ] && echo "ok   run --chat = chat's first answer" || { echo "FAIL run --chat [$r] vs [$a1]"; fail=1; }
