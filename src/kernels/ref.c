@@ -29,51 +29,9 @@ int l8_qgeom_init(l8_qgeom *g, const l8_tensor *w) {
 
 /* ---------------------------------------------------------------- ranged reference matmul */
 
-/* Same walk as l8_q_matmul_ref (src/quant/matmul_ref.c), columns [k0, k1) of one tile. */
-static void tile_dot(int32_t acc[16], const uint8_t *tile, bool q8, const int8_t *x, int64_t k0, int64_t k1) {
-    for (int64_t k = k0; k < k1;) {
-        int64_t step_end = (k / 4 + 1) * 4 < k1 ? (k / 4 + 1) * 4 : k1;
-        if (q8) {
-            const int8_t *blk = (const int8_t *)tile + (k / 4) * 64;
-            for (int r = 0; r < L8_TILE_ROWS; r++)
-                for (int64_t c = k; c < step_end; c++) acc[r] += (int32_t)blk[r * 4 + c % 4] * (int32_t)x[c];
-        } else {
-            const uint8_t *blk = tile + (k / 8) * 64;
-            int shift = ((k / 4) & 1) ? 4 : 0;
-            for (int r = 0; r < L8_TILE_ROWS; r++)
-                for (int64_t c = k; c < step_end; c++)
-                    acc[r] += ((int32_t)((blk[r * 4 + c % 4] >> shift) & 15) - 8) * (int32_t)x[c];
-        }
-        k = step_end;
-    }
-}
-
 void l8_matmul_q_scalar(float *out, const int8_t *xq, const float *xs, int64_t n, const l8_tensor *w, int64_t r0,
                         int64_t r1) {
-    int64_t rows = w->shape[0], cols = w->shape[1];
-    int64_t kp = l8_q_cols_padded(w->dtype, cols);
-    int64_t ng = l8_q_n_groups(cols, w->group);
-    int64_t g_len = (w->group <= 0 || w->group > cols) ? cols : w->group;
-    bool q8 = w->dtype == L8_DTYPE_Q8;
-    int64_t tile_bytes = q8 ? L8_TILE_ROWS * kp : L8_TILE_ROWS * kp / 2;
-    if (r1 > rows) r1 = rows;
-
-    for (int64_t tile = r0 / L8_TILE_ROWS; tile * L8_TILE_ROWS < r1; tile++) {
-        const uint8_t *td = (const uint8_t *)w->data + tile * tile_bytes;
-        int64_t rb = tile * L8_TILE_ROWS;
-        int nr = r1 - rb < L8_TILE_ROWS ? (int)(r1 - rb) : L8_TILE_ROWS;
-        for (int64_t t = 0; t < n; t++) {
-            const int8_t *x = xq + t * kp;
-            float o[L8_TILE_ROWS] = {0};
-            for (int64_t g = 0; g < ng; g++) {
-                int64_t k0 = g * g_len, k1 = k0 + g_len < cols ? k0 + g_len : cols;
-                int32_t acc[L8_TILE_ROWS] = {0};
-                tile_dot(acc, td, q8, x, k0, k1);
-                for (int r = 0; r < nr; r++) o[r] += (float)acc[r] * l8_q_weight_scale(w, rb + r, g) * xs[t];
-            }
-            for (int r = 0; r < nr; r++) out[t * rows + rb + r] = o[r];
-        }
-    }
+    l8_q_matmul_ref_rows(out, xq, xs, n, w, r0, r1);
 }
 
 /* ---------------------------------------------------------------- float helpers */

@@ -31,6 +31,11 @@ static void tile_dot_q4(int32_t acc[16], const uint8_t *tile, const int8_t *x, i
 }
 
 void l8_q_matmul_ref(float *out, const int8_t *xq, const float *xs, int64_t n, const l8_tensor *w) {
+    l8_q_matmul_ref_rows(out, xq, xs, n, w, 0, w->shape[0]);
+}
+
+void l8_q_matmul_ref_rows(float *out, const int8_t *xq, const float *xs, int64_t n, const l8_tensor *w, int64_t r_begin,
+                          int64_t r_end) {
     int64_t rows = w->shape[0], cols = w->shape[1];
     int64_t kp = l8_q_cols_padded(w->dtype, cols);
     int64_t ng = l8_q_n_groups(cols, w->group);
@@ -38,10 +43,11 @@ void l8_q_matmul_ref(float *out, const int8_t *xq, const float *xs, int64_t n, c
     bool q8 = w->dtype == L8_DTYPE_Q8;
     int64_t tile_bytes = q8 ? L8_TILE_ROWS * kp : L8_TILE_ROWS * kp / 2;
 
-    for (int64_t tile = 0; tile * L8_TILE_ROWS < rows; tile++) {
+    if (r_end > rows) r_end = rows;
+    for (int64_t tile = r_begin / L8_TILE_ROWS; tile * L8_TILE_ROWS < r_end; tile++) {
         const uint8_t *td = (const uint8_t *)w->data + tile * tile_bytes;
         int64_t r0 = tile * L8_TILE_ROWS;
-        int nr = rows - r0 < L8_TILE_ROWS ? (int)(rows - r0) : L8_TILE_ROWS;
+        int nr = r_end - r0 < L8_TILE_ROWS ? (int)(r_end - r0) : L8_TILE_ROWS;
         for (int64_t t = 0; t < n; t++) {
             const int8_t *x = xq + t * kp;
             float o[L8_TILE_ROWS] = {0};

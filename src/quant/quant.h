@@ -94,5 +94,9 @@ void l8_q_quantize_act_ref(const float *x, int64_t n, int64_t k, int64_t kp, int
 /* The reference quantized matmul: out (n x rows) = dequant(x) . dequant(W)^T with int32
  * accumulation inside each group and the float rescale after each group. */
 void l8_q_matmul_ref(float *out, const int8_t *xq, const float *xs, int64_t n, const l8_tensor *w);
+/* The same for the rows [r_begin, r_end) only (r_begin a multiple of 16): the kernels' scalar
+ * level and their fallback. */
+void l8_q_matmul_ref_rows(float *out, const int8_t *xq, const float *xs, int64_t n, const l8_tensor *w, int64_t r_begin,
+                          int64_t r_end);
 
 #endif
