@@ -27,7 +27,7 @@ static double median(double *v, int n) {
 }
 
 static void usage(void) {
-    printf("usage: llm8 bench -m MODEL [-t N] [-p 64,512] [-n 128] [-r 3] [--json]\n"
+    printf("usage: llm8 bench -m MODEL [-t N] [-p 64,512] [-n 128] [-r 3] [--json] [--max-memory SIZE]\n"
            "  decode tokens/s (-n tokens from an empty context), time to first token of a 64-token\n"
            "  prompt, prefill tokens/s for each -p length, file size and peak RSS: medians of -r\n"
            "  repeats, beside the read bandwidth and int8 dot-product peak measured in the same run.\n");
@@ -36,6 +36,7 @@ static void usage(void) {
 int cmd_bench(int argc, char **argv) {
     const char *path = NULL, *plist = "64,512";
     long threads = 0, n_gen = 128, reps = 3;
+    uint64_t max_memory = 0;
     bool json = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -54,6 +55,8 @@ int cmd_bench(int argc, char **argv) {
             if (!cli_int(a, cli_value(argc, argv, &i), 1, 1000, &reps)) return 2;
         } else if (!strcmp(a, "--json")) {
             json = true;
+        } else if (!strcmp(a, "--max-memory")) {
+            if (!cli_size(a, cli_value(argc, argv, &i), &max_memory)) return 2;
         } else {
             fprintf(stderr, "llm8 bench: unknown option '%s'\n", a);
             return 2;
@@ -86,12 +89,16 @@ int cmd_bench(int argc, char **argv) {
     sp.n_ctx = (int32_t)(maxp + n_gen + 1 < info->n_ctx_train ? maxp + n_gen + 1 : info->n_ctx_train);
     sp.n_threads = (int32_t)threads;
     llm8_session *s = NULL;
+    if (!cli_memory_check(&model, 1, &sp, 1, max_memory)) {
+        llm8_model_free(model);
+        return 1;
+    }
     if (llm8_session_create(model, &sp, &s, err, sizeof err)) {
         fprintf(stderr, "llm8: %s\n", err);
         llm8_model_free(model);
         return 1;
     }
-    int nth = threads > 0 ? (int)threads : l8_physical_cores();
+    int nth = threads > 0 ? (int)threads : l8_default_threads(); /* the sessions' count */
     l8_pool *pool = l8_pool_create(nth);
     double bw = l8_probe_read_bandwidth(pool, (size_t)1 << 30, 5);
     double peak = l8_probe_int8_peak(pool, 0.3);

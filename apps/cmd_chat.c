@@ -26,6 +26,7 @@ static bool print_piece(void *user, const char *text, size_t len, int32_t token)
 
 static void chat_usage(void) {
     printf("usage: llm8 chat [-m MODEL] [--system TEXT] [-n N] [--temp T] [--seed S] [-c CTX] [-t N]\n"
+           "                 [--lora DIR[:SCALE]] [--max-memory SIZE]\n"
            "  one turn per line of input (a terminal or a pipe); the history is kept across turns.\n"
            "  /reset      forget the conversation (keeps the system message)\n"
            "  /system T   set the system message and start over\n"
@@ -35,8 +36,9 @@ static void chat_usage(void) {
 }
 
 int cmd_chat(int argc, char **argv) {
-    const char *model_path = NULL, *system = NULL;
+    const char *model_path = NULL, *system = NULL, *lora_spec = NULL;
     long n_predict = -1, n_ctx = 0, threads = 0, lv;
+    uint64_t max_memory = 0;
     double temp = -1;
     bool seed_given = false;
     llm8_generate_params gp = llm8_generate_default_params();
@@ -47,8 +49,12 @@ int cmd_chat(int argc, char **argv) {
             return 0;
         } else if (!strcmp(a, "-m")) {
             if (!(model_path = cli_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--max-memory")) {
+            if (!cli_size(a, cli_value(argc, argv, &i), &max_memory)) return 2;
         } else if (!strcmp(a, "--system")) {
             if (!(system = cli_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--lora")) {
+            if (!(lora_spec = cli_value(argc, argv, &i))) return 2;
         } else if (!strcmp(a, "-n")) {
             if (!cli_int(a, cli_value(argc, argv, &i), -1, 1L << 30, &n_predict)) return 2;
         } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
@@ -82,14 +88,22 @@ int cmd_chat(int argc, char **argv) {
     sp.n_ctx = (int32_t)n_ctx;
     sp.n_threads = (int32_t)threads;
     llm8_session *s = NULL;
-    if (llm8_session_create(model, &sp, &s, err, sizeof err)) {
-        fprintf(stderr, "llm8: %s\n", err);
+    bool fits = cli_memory_check(&model, 1, &sp, 1, max_memory);
+    if (!fits || llm8_session_create(model, &sp, &s, err, sizeof err)) {
+        if (fits) fprintf(stderr, "llm8: %s\n", err);
+        llm8_model_free(model);
+        return 1;
+    }
+    llm8_lora *lora = NULL;
+    if (lora_spec && !cli_lora_use(lora_spec, model, s, &lora)) {
+        llm8_session_free(s);
         llm8_model_free(model);
         return 1;
     }
     if (system && llm8_session_set_system(s, system)) {
         fprintf(stderr, "llm8 chat: %s\n", llm8_session_last_error(s));
         llm8_session_free(s);
+        llm8_lora_free(lora);
         llm8_model_free(model);
         return 1;
     }
@@ -98,6 +112,9 @@ int cmd_chat(int argc, char **argv) {
     sa.sa_handler = on_sigint;
     sa.sa_flags = SA_RESTART;
     sigaction(SIGINT, &sa, NULL);
+    /* A file size limit (ulimit -f) must fail a /save with an error, not kill the conversation:
+     * ignored, SIGXFSZ turns into EFBIG from write(), which llm8_session_save reports. */
+    signal(SIGXFSZ, SIG_IGN);
 
     bool tty = isatty(STDIN_FILENO);
     char *line = NULL;
@@ -150,6 +167,7 @@ int cmd_chat(int argc, char **argv) {
     g_session = NULL;
     free(line);
     llm8_session_free(s);
+    llm8_lora_free(lora);
     llm8_model_free(model);
     return rc;
 }

@@ -1,17 +1,19 @@
 /* llm8 convert: a Hugging Face folder or a llama.cpp GGUF file to one quantized llm8 file. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "convert/convert.h"
 #include "convert/source_random.h"
 
 static void convert_usage(void) {
-    printf("usage: llm8 convert SRC -o OUT.gguf --quant TYPE\n"
+    printf("usage: llm8 convert SRC -o OUT.gguf --quant TYPE [--lora DIR [--lora-scale S]]\n"
            "       llm8 convert --random CONFIG.json [--tokenizer DIR] [--seed S] -o OUT.gguf --quant TYPE\n"
            "  SRC     a Hugging Face folder (config.json, *.safetensors in bf16/f16/f32, tokenizer.json, ...)\n"
            "          or a GGUF file from llama.cpp's converter (f32, f16, bf16, q8_0)\n"
@@ -21,7 +23,21 @@ static void convert_usage(void) {
            "  TYPE    f32 | f16 | bf16 | w8a8 | w8a8_g128 | w8a8_g256 | w8a8_g512 | w4a8_g32\n"
            "          (embeddings and the output head are int8 per row for every quantized type)\n"
            "  --rotate on|off|auto  fold Hadamard rotations into the weights so that int8 loses less\n"
-           "          (auto, the default: on for the w8a8 types; docs/QUANT.md)\n");
+           "          (auto, the default: on for the w8a8 types; docs/QUANT.md)\n"
+           "  --lora DIR  merge a PEFT LoRA adapter (adapter_config.json, adapter_model.safetensors) into the\n"
+           "          weights before rotating and quantizing: W + S * (alpha / r) * B A\n"
+           "  --lora-scale S  the adapter's strength S (default 1: as trained)\n");
+}
+
+/* The writer streams into OUT.tmp and renames it when complete (format/gguf.h), so an
+ * interrupted conversion never leaves a partial file under OUT. SIGTERM, SIGINT and SIGHUP also
+ * remove OUT.tmp (which may be gigabytes), then end the process as the signal would have. */
+static char g_tmp_path[4096];
+
+static void on_fatal_signal(int sig) {
+    unlink(g_tmp_path); /* async-signal-safe; harmless if the rename already happened */
+    signal(sig, SIG_DFL);
+    raise(sig);
 }
 
 static void show_progress(void *user, const l8_convert_progress *p) {
@@ -33,6 +49,9 @@ static void show_progress(void *user, const l8_convert_progress *p) {
 int cmd_convert(int argc, char **argv) {
     const char *src_path = NULL, *out = NULL, *quant = NULL, *rotate = "auto";
     const char *random_cfg = NULL, *tok_dir = NULL; /* --random: no SRC */
+    const char *lora_dir = NULL;
+    double lora_scale = 1.0;
+    bool have_lora_scale = false;
     unsigned long long seed = 0;
     bool have_seed = false;
     for (int i = 1; i < argc; i++) {
@@ -50,6 +69,11 @@ int cmd_convert(int argc, char **argv) {
                 fprintf(stderr, "llm8 convert: --rotate takes on, off or auto, not '%s'\n", rotate);
                 return 2;
             }
+        } else if (!strcmp(a, "--lora")) {
+            if (!(lora_dir = cli_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--lora-scale")) {
+            if (!cli_float(a, cli_value(argc, argv, &i), -1e6, 1e6, &lora_scale)) return 2;
+            have_lora_scale = true;
         } else if (!strcmp(a, "--random")) {
             if (!(random_cfg = cli_value(argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--tokenizer")) {
@@ -83,6 +107,10 @@ int cmd_convert(int argc, char **argv) {
         fprintf(stderr, "llm8 convert: --tokenizer and --seed go with --random\n");
         return 2;
     }
+    if (have_lora_scale && !lora_dir) {
+        fprintf(stderr, "llm8 convert: --lora-scale goes with --lora\n");
+        return 2;
+    }
     if ((!src_path && !random_cfg) || !out || !quant) {
         fprintf(stderr, "llm8 convert: need SRC or --random CONFIG, -o OUT and --quant TYPE (try llm8 convert --help)\n");
         return 2;
@@ -112,6 +140,11 @@ int cmd_convert(int argc, char **argv) {
         fprintf(stderr, "llm8 convert: %s\n", e.msg);
         return 1;
     }
+    /* The adapter is merged into the original weights; the rotation then sees the merged model. */
+    if (lora_dir && (st = l8_source_lora(src, lora_dir, (float)lora_scale, &src, &e))) {
+        fprintf(stderr, "llm8 convert: %s\n", e.msg);
+        return 1;
+    }
     /* Rotation changes nothing but the quantization error (docs/QUANT.md). auto: on for the
      * int8 types, where it halved the demo model's KL divergence; off for w4a8_g32, where it
      * raised it (groups of 32 already confine outliers), and for float types. */
@@ -123,6 +156,16 @@ int cmd_convert(int argc, char **argv) {
     fprintf(stderr, "llm8 convert: %s -> %s (%s%s)\n", src->description ? src->description : src_path, out,
             l8_qtype_name(qt), rot ? ", rotated" : "");
     l8_convert_report rep;
+    if (snprintf(g_tmp_path, sizeof g_tmp_path, "%s.tmp", out) < (int)sizeof g_tmp_path) {
+        struct sigaction sa = {0};
+        sa.sa_handler = on_fatal_signal;
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
+    }
+    /* A file size limit (ulimit -f) must give a write error (EFBIG), reported and cleaned up like
+     * a full disk, rather than kill the process with SIGXFSZ and leave OUT.tmp behind. */
+    signal(SIGXFSZ, SIG_IGN);
     st = l8_convert(src, out, qt, show_progress, NULL, &rep, &e);
     l8_source_free(src);
     if (st) {

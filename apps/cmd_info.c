@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "kernels/kernels.h"
+#include "runtime/probe.h"
 
 #include <sys/resource.h>
 #include <time.h>
@@ -38,6 +39,9 @@ int cmd_info(int argc, char **argv) {
         }
     }
     printf("%-22s %s\n", "cpu", l8_kernels_describe());
+    l8_cpu_plan plan; /* where the compute threads go by default (big.LITTLE, --cpu-mask) */
+    l8_cpu_plan_get(0, &plan);
+    printf("%-22s %s\n", "threads", plan.why);
     printf("%-22s", "kernels available");
     for (int i = 0; i < L8_ISA_COUNT; i++)
         if (l8_kernels_for((l8_isa)i)) printf(" %s", l8_isa_name((l8_isa)i));
@@ -59,6 +63,8 @@ int cmd_info(int argc, char **argv) {
     printf("%-22s %s\n", "architecture", m->architecture);
     printf("%-22s %s\n", "weights dtype", m->dtype);
     printf("%-22s %llu (%.1f MB mapped)\n", "parameters", (unsigned long long)m->n_params, m->weight_bytes / 1e6);
+    /* the decode roof: these bytes / the read bandwidth (docs/PERFORMANCE.md, RK3588) */
+    printf("%-22s %llu bytes of weights per token\n", "decode reads", (unsigned long long)m->decode_bytes);
     printf("%-22s %d\n", "vocab size", m->n_vocab);
     printf("%-22s %d\n", "tokenizer tokens", llm8_tokenizer_n_vocab(tok));
     printf("%-22s %d\n", "hidden size", m->n_embd);

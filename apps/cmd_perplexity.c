@@ -31,7 +31,8 @@ static void ppl_usage(void) {
            "  -m MODEL        model folder\n"
            "  -f TEXT         UTF-8 text file to score\n"
            "  -c, --ctx N     tokens per chunk, BOS included (default 512, clipped to the model maximum)\n"
-           "  -t N            compute threads (default: one per physical core)\n"
+           "  -t N            compute threads (default: the big cores, else one per physical core)\n"
+           "  --max-memory SIZE  refuse to start if the model(s) and context need more (e.g. 2G)\n"
            "  --docs          split the text into documents at blank lines; each starts with its own BOS\n"
            "  --ref REF       also report KL divergence KL(P_ref || P_model) (mean, max) and top-1\n"
            "                  agreement against a reference model with the same vocabulary\n"
@@ -138,6 +139,7 @@ static void print_num(const char *key, double v) {
 int cmd_perplexity(int argc, char **argv) {
     const char *model_path = NULL, *text_path = NULL, *ref_path = NULL;
     long ctx_opt = 0, threads = 0;
+    uint64_t max_memory = 0;
     bool docs = false, json = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -152,6 +154,8 @@ int cmd_perplexity(int argc, char **argv) {
             if (!cli_int(a, cli_value(argc, argv, &i), 1, 1024, &threads)) return 2;
         } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
             if (!cli_int(a, cli_value(argc, argv, &i), 2, 1L << 24, &ctx_opt)) return 2;
+        } else if (!strcmp(a, "--max-memory")) {
+            if (!cli_size(a, cli_value(argc, argv, &i), &max_memory)) return 2;
         } else if (!strcmp(a, "--ref")) {
             if (!(ref_path = cli_value(argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--docs")) {
@@ -223,6 +227,8 @@ int cmd_perplexity(int argc, char **argv) {
     llm8_session_params sp = llm8_session_default_params();
     sp.n_ctx = (int32_t)ctx;
     sp.n_threads = (int32_t)threads;
+    llm8_model *both[2] = {model, ref};
+    if (!cli_memory_check(both, ref ? 2 : 1, &sp, 1, max_memory)) goto done;
     if (llm8_session_create(model, &sp, &P.s, err, sizeof err)) {
         fprintf(stderr, "llm8: %s\n", err);
         goto done;

@@ -1,4 +1,5 @@
 /* llm8 run: stream a continuation of a prompt to stdout, a stats line to stderr. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,9 @@ static void run_usage(void) {
            "  -f FILE             read the prompt from a file\n"
            "  -n N                tokens to generate (default 128; -1: until the context is full)\n"
            "  -c, --ctx N         context length (default min(model maximum, 4096))\n"
-           "  -t, --threads N     compute threads (default: one per physical core)\n"
+           "  -t, --threads N     compute threads (default: the big cores, else one per physical core)\n"
+           "  --max-memory SIZE   refuse to start if the model and context need more (e.g. 2G); the\n"
+           "                      memory the machine has available is always a limit\n"
            "  --temp T            temperature; 0 = greedy (default: generation_config.json, else 0.8)\n"
            "  --top-k K           (default 40; 0 = off)\n"
            "  --top-p P           (default: generation_config.json, else 0.95; 1 = off)\n"
@@ -23,11 +26,24 @@ static void run_usage(void) {
            "  --seed S            (default: random, printed in the stats line)\n"
            "  --stop TEXT         stop when TEXT appears (repeatable)\n"
            "  --ignore-eos        keep generating through end tokens\n"
+           "  --keep N            when the context fills, keep the first N tokens, drop the older half\n"
+           "                      of the rest and go on (default: stop at a full context)\n"
            "  --reference         run the scalar f32 reference transformer (the oracle; slow)\n"
+           "  --lora DIR[:SCALE]  apply a PEFT LoRA adapter folder, SCALE times its alpha/r (default 1)\n"
            "  --special           match special-token strings in the prompt\n"
            "  --chat              apply the model's chat template to the prompt (a user message)\n"
            "  --system TEXT       a system message (implies --chat)\n"
            "  --no-bos            do not add BOS to the prompt\n");
+}
+
+/* SIGTERM and SIGINT stop the generation (within a decode step) rather than the process, so that
+ * the text so far ends its line, the session is freed and the exit status says which signal. */
+static llm8_session *volatile g_session;
+static volatile sig_atomic_t g_signal;
+
+static void on_signal(int sig) {
+    g_signal = sig;
+    if (g_session) llm8_session_abort(g_session);
 }
 
 static bool print_piece(void *user, const char *text, size_t len, int32_t token) {
@@ -41,12 +57,13 @@ static bool print_piece(void *user, const char *text, size_t len, int32_t token)
 int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL;
     long n_predict = 128, n_ctx = 0, threads = 0;
+    uint64_t max_memory = 0;
     double temp = -1, top_p = -1, v;
     long lv;
     const char *stops[16];
     size_t n_stop = 0;
     bool seed_given = false, reference = false, chat = false;
-    const char *system = NULL;
+    const char *system = NULL, *lora_spec = NULL;
     llm8_generate_params gp = llm8_generate_default_params();
 
     for (int i = 1; i < argc; i++) {
@@ -100,6 +117,8 @@ int cmd_run(int argc, char **argv) {
                 return 2;
             }
             stops[n_stop++] = s;
+        } else if (!strcmp(a, "--max-memory")) {
+            if (!cli_size(a, cli_value(argc, argv, &i), &max_memory)) return 2;
         } else if (!strcmp(a, "--chat")) {
             chat = true;
         } else if (!strcmp(a, "--system")) {
@@ -107,8 +126,13 @@ int cmd_run(int argc, char **argv) {
             chat = true;
         } else if (!strcmp(a, "--reference")) {
             reference = true;
+        } else if (!strcmp(a, "--lora")) {
+            if (!(lora_spec = cli_value(argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--ignore-eos")) {
             gp.ignore_eos = true;
+        } else if (!strcmp(a, "--keep")) {
+            if (!cli_int(a, cli_value(argc, argv, &i), 0, 1 << 20, &lv)) return 2;
+            gp.n_keep = (int32_t)lv;
         } else if (!strcmp(a, "--special")) {
             gp.parse_special = true;
         } else if (!strcmp(a, "--no-bos")) {
@@ -160,25 +184,45 @@ int cmd_run(int argc, char **argv) {
     sp.n_threads = (int32_t)threads;
     sp.reference = reference;
     llm8_session *s = NULL;
+    llm8_lora *lora = NULL;
     int rc = 0;
-    if (llm8_session_create(model, &sp, &s, err, sizeof err)) {
+    if (!cli_memory_check(&model, 1, &sp, 1, max_memory)) {
+        rc = 1;
+    } else if (llm8_session_create(model, &sp, &s, err, sizeof err)) {
         fprintf(stderr, "llm8: %s\n", err);
+        rc = 1;
+    } else if (lora_spec && !cli_lora_use(lora_spec, model, s, &lora)) {
         rc = 1;
     } else {
         llm8_run_stats rs;
         bool printed = false;
         llm8_status st;
+        g_session = s;
+        struct sigaction sa = {0}, old_term, old_int;
+        sa.sa_handler = on_signal;
+        sa.sa_flags = SA_RESTART;
+        sigaction(SIGTERM, &sa, &old_term);
+        sigaction(SIGINT, &sa, &old_int);
         if (chat) { /* the prompt as the user's message, through the model's chat template */
             st = llm8_session_set_system(s, system);
             if (!st) st = llm8_session_chat(s, prompt ? prompt : "", &gp, print_piece, &printed, &rs);
         } else {
             st = llm8_session_generate(s, prompt ? prompt : "", prompt_len, &gp, print_piece, &printed, &rs);
         }
+        g_session = NULL;
+        sigaction(SIGTERM, &old_term, NULL);
+        sigaction(SIGINT, &old_int, NULL);
         if (st) {
             if (printed) printf("\n"); /* keep what was generated, on its own line */
             fflush(stdout);
-            fprintf(stderr, "llm8: %s\n", llm8_session_last_error(s));
-            rc = 1;
+            if (st == LLM8_STATUS_ABORTED && g_signal) {
+                fprintf(stderr, "llm8: stopped by %s: %s\n", g_signal == SIGTERM ? "SIGTERM" : "SIGINT",
+                        llm8_session_last_error(s));
+                rc = 128 + g_signal; /* the shell's convention for a death by that signal */
+            } else {
+                fprintf(stderr, "llm8: %s\n", llm8_session_last_error(s));
+                rc = 1;
+            }
         } else {
             printf("\n");
             if (rs.stop_reason == LLM8_STOP_CONTEXT)
@@ -191,6 +235,7 @@ int cmd_run(int argc, char **argv) {
         }
     }
     llm8_session_free(s);
+    llm8_lora_free(lora);
     llm8_model_free(model);
     free(file_text);
     return rc;

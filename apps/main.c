@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "runtime/probe.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -20,10 +21,44 @@ static void usage(FILE *f) {
             "  tokenize  print token ids of stdin text   (llm8 tokenize -m DIR [--special] [--bos] [--jsonl])\n"
             "  template  render a chat as a prompt       (llm8 template -m DIR [--date D] [--no-generation-prompt] <chat.json)\n"
             "  perplexity score a text file              (llm8 perplexity -m MODEL -f TEXT [--ctx N] [--docs] [--ref REF] [--json])\n"
+            "  serve     an OpenAI-compatible HTTP server (llm8 serve -m MODEL [--port 8080] [--parallel N] [--api-key KEY])\n"
             "\n"
             "MODEL is a Hugging Face folder (config.json, *.safetensors, tokenizer.json, ...).\n"
-            "Without -m, the bundled demo model (stories260K) is used. `llm8 COMMAND --help` for options.\n",
+            "Without -m, the bundled demo model (stories260K) is used. `llm8 COMMAND --help` for options.\n"
+            "Every command takes --cpu-mask MASK (0xF0 or 4-7; or LLM8_CPU_MASK): compute on those CPUs,\n"
+            "one thread each unless -t says otherwise (default: the big cores of a big.LITTLE CPU).\n",
             llm8_version());
+}
+
+/* --cpu-mask MASK (or --cpu-mask=MASK) anywhere after the command: checked, handed to the
+ * thread pools as LLM8_CPU_MASK (runtime/probe.h, l8_cpu_plan), and taken out of argv so that
+ * every command accepts it. Returns false after an error message. */
+static bool take_cpu_mask(int *argc, char **argv) {
+    for (int i = 2; i < *argc; i++) {
+        const char *val = NULL;
+        int n = 0;
+        if (!strcmp(argv[i], "--cpu-mask")) {
+            if (i + 1 >= *argc) {
+                fprintf(stderr, "llm8: option --cpu-mask needs a value\n");
+                return false;
+            }
+            val = argv[i + 1], n = 2;
+        } else if (!strncmp(argv[i], "--cpu-mask=", 11)) {
+            val = argv[i] + 11, n = 1;
+        } else {
+            continue;
+        }
+        l8_cpumask m;
+        if (!l8_cpumask_parse(val, &m)) {
+            fprintf(stderr, "llm8: --cpu-mask expects a mask like 0xF0 or a list like 4-7, got '%s'\n", val);
+            return false;
+        }
+        setenv("LLM8_CPU_MASK", val, 1);
+        memmove(argv + i, argv + i + n, (size_t)(*argc - i - n + 1) * sizeof *argv); /* with the NULL */
+        *argc -= n;
+        i--;
+    }
+    return true;
 }
 
 int main(int argc, char **argv) {
@@ -31,6 +66,7 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    if (!take_cpu_mask(&argc, argv)) return 2;
     const char *cmd = argv[1];
     if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "chat")) return cmd_chat(argc - 1, argv + 1);
@@ -40,6 +76,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "perplexity")) return cmd_perplexity(argc - 1, argv + 1);
     if (!strcmp(cmd, "template")) return cmd_template(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
         usage(stdout);
         return 0;

@@ -7,7 +7,8 @@
  * GEMM (M = 64, 512 tokens, prefill) is reported as int8 GOPS (2 ops per multiply-add).
  * Each figure is the median of 5 runs after one warm-up run. The scalar reference is timed
  * on a small shape for comparison. Weights and activations are random bytes: the kernels' speed
- * does not depend on the values. */
+ * does not depend on the values. Each level also times its attention kernel and Walsh-Hadamard
+ * transform (bench_attention). */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,6 +137,42 @@ static void bench_level(const l8_kernels *k, int big_gemm) {
         }
 }
 
+/* Attention (Llama-3.2-3B heads: 8 KV heads, 3 query heads each, head_dim 128) over a 512-token
+ * prompt in tasks of 16 tokens, as the forward pass runs it; and the 8192-float Walsh-Hadamard
+ * transform of the down projection's input. GFLOPS counts 2 per multiply-add of q.K and
+ * softmax.V (the causal half). */
+static void bench_attention(const l8_kernels *k) {
+    enum { N = 512, HD = 128, GROUP = 3, BLOCK = 16, KVD = 8 * HD };
+    if (!k->attn_f16) return;
+    float *q = alloc64(sizeof(float) * N * GROUP * HD), *o = alloc64(sizeof(float) * N * GROUP * HD);
+    float *s = alloc64(sizeof(float) * BLOCK * GROUP * N);
+    uint16_t *kv = alloc64(sizeof(uint16_t) * N * KVD * 2);
+    for (int i = 0; i < N * GROUP * HD; i++) q[i] = (float)((int)(rnd() % 2001) - 1000) * 1e-3f;
+    for (int i = 0; i < N * KVD * 2; i++) kv[i] = (uint16_t)(0x3000 + rnd() % 0x800) ^ (uint16_t)((rnd() & 1) << 15);
+    double t[REPEATS];
+    for (int r = -1; r < REPEATS; r++) {
+        double t0 = now_s();
+        for (int b = 0; b < N / BLOCK; b++)
+            k->attn_f16(o + b * BLOCK * GROUP * HD, q + b * BLOCK * GROUP * HD, GROUP * HD, BLOCK, GROUP, HD, b * BLOCK,
+                        kv, kv + N * KVD, KVD, 0.088f, s, N);
+        if (r >= 0) t[r] = now_s() - t0;
+    }
+    qsort(t, REPEATS, sizeof *t, cmp_double);
+    double flops = 2.0 * 2 * GROUP * HD * (double)N * (N + 1) / 2;
+    float *x = alloc64(sizeof(float) * 8192);
+    for (int i = 0; i < 8192; i++) x[i] = (float)((int)(rnd() % 2001) - 1000) * 1e-3f;
+    double tf[REPEATS];
+    for (int r = -1; r < REPEATS; r++) {
+        double t0 = now_s();
+        for (int i = 0; i < 1000; i++) k->fwht(x, 8192, 1, 0.011048543f);
+        if (r >= 0) tf[r] = (now_s() - t0) / 1000;
+    }
+    qsort(tf, REPEATS, sizeof *tf, cmp_double);
+    printf("attention (one KV head, 512 tokens): %.2f ms, %.1f GFLOPS; fwht 8192: %.2f us\n", t[REPEATS / 2] * 1e3,
+           flops / t[REPEATS / 2] * 1e-9, tf[REPEATS / 2] * 1e6);
+    free(q), free(o), free(s), free(kv), free(x);
+}
+
 static void bench_scalar(void) {
     const l8_kernels *k = l8_kernels_for(L8_ISA_SCALAR);
     printf("\n== scalar reference (one thread, 1024 x 1024)\n");
@@ -167,11 +204,15 @@ int main(int argc, char **argv) {
             }
             if (k->isa == L8_ISA_SCALAR) bench_scalar();
             else bench_level(k, 1);
+            bench_attention(k);
         }
         return 0;
     }
     for (int j = L8_ISA_COUNT - 1; j > 0; j--)
-        if (l8_kernels_for((l8_isa)j)) bench_level(l8_kernels_for((l8_isa)j), (l8_isa)j == best);
+        if (l8_kernels_for((l8_isa)j)) {
+            bench_level(l8_kernels_for((l8_isa)j), (l8_isa)j == best);
+            bench_attention(l8_kernels_for((l8_isa)j));
+        }
     bench_scalar();
     return 0;
 }

@@ -140,6 +140,19 @@ LLM8_API int32_t llm8_session_n_ctx(const llm8_session *s);
 /* The ids in the context (borrowed, valid until the session changes); *n receives their count. */
 LLM8_API const int32_t *llm8_session_tokens(const llm8_session *s, int32_t *n);
 
+/* What a session of model with params would use, in bytes, once its context is full: callers
+ * compare it with a budget before llm8_session_create, which allocates (lazily) at once. */
+typedef struct llm8_memory_estimate {
+    int32_t n_ctx;      /* the context the estimate is for (params->n_ctx, or its default) */
+    uint64_t weights;   /* the model's mapped weights (every byte is read by each token) */
+    uint64_t kv_cache;  /* keys and values of n_ctx positions */
+    uint64_t scratch;   /* the forward pass's buffers (for the session's threads), logits, ids */
+    uint64_t total;     /* the sum; weights are shared by every session of the model */
+} llm8_memory_estimate;
+/* INVALID_ARGUMENT for a null model or out, or a context the session would refuse. */
+LLM8_API llm8_status llm8_session_memory_estimate(const llm8_model *model, const llm8_session_params *params,
+                                                  llm8_memory_estimate *out);
+
 /* Appends ids to the context and runs them through the model in one pass. When logits is not
  * NULL it receives n_vocab floats for the last position; with all_logits, n * n_vocab floats,
  * one row per position. */
@@ -191,6 +204,11 @@ typedef struct llm8_generate_params {
     bool parse_special;           /* match special-token strings in the prompt */
     const char *const *stop;      /* stop strings (the text up to them is emitted, not them) */
     size_t n_stop;
+    /* When the context fills: < 0 (the default) ends the run with LLM8_STOP_CONTEXT; >= 0 keeps
+     * the first n_keep tokens (a system prompt, say), drops the older half of the rest and goes on
+     * (llama.cpp's --keep). The kept tokens are evaluated again, so the result is exactly what a
+     * fresh run on the shortened context gives. Must be below n_ctx / 2. */
+    int32_t n_keep;
     llm8_sampling_params sampling;
 } llm8_generate_params;
 LLM8_API llm8_generate_params llm8_generate_default_params(void);
@@ -262,6 +280,51 @@ LLM8_API llm8_status llm8_session_generate_async(llm8_session *s, const char *pr
                                                  llm8_done_callback done, void *user);
 /* Waits for the asynchronous generation to end and returns its status (OK when none ran). */
 LLM8_API llm8_status llm8_session_wait(llm8_session *s);
+
+/* ---------------------------------------------------------------- LoRA adapters */
+
+/* A PEFT LoRA adapter (a folder with adapter_config.json and adapter_model.safetensors; targets
+ * among q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj) loaded for one model. A
+ * session that chooses it adds scale * (alpha / r) * B (A x) to each targeted projection, in f32,
+ * on top of the model's own (possibly quantized) weights: the model is not modified, so any
+ * number of adapters and sessions share it. For a rotated llm8 file the matrices are moved into
+ * the file's basis at load, so the result is that of the unrotated model with the adapter.
+ * An adapter is read-only once loaded (any number of sessions and threads may use it); free it
+ * after the sessions that use it and before its model. */
+typedef struct llm8_lora llm8_lora;
+
+enum {
+    LLM8_LORA_Q_PROJ = 1u << 0,
+    LLM8_LORA_K_PROJ = 1u << 1,
+    LLM8_LORA_V_PROJ = 1u << 2,
+    LLM8_LORA_O_PROJ = 1u << 3,
+    LLM8_LORA_GATE_PROJ = 1u << 4,
+    LLM8_LORA_UP_PROJ = 1u << 5,
+    LLM8_LORA_DOWN_PROJ = 1u << 6,
+};
+
+typedef struct llm8_lora_info {
+    int32_t rank;       /* r */
+    float alpha;        /* lora_alpha */
+    float scaling;      /* alpha / r, or alpha / sqrt(r) with use_rslora */
+    uint32_t targets;   /* LLM8_LORA_*_PROJ bits */
+    int32_t n_layers;   /* layers adapted (layers_to_transform, or all) */
+} llm8_lora_info;
+
+/* Reads the adapter folder at path for model. A bad adapter (missing file, invalid JSON, an
+ * unknown target module, a rank other than r, shapes that do not fit the model, DoRA and other
+ * unsupported options) fails with a message naming the file and the problem. */
+LLM8_API llm8_status llm8_lora_load(const llm8_model *model, const char *path, llm8_lora **out, char *err,
+                                    size_t errcap);
+LLM8_API void llm8_lora_free(llm8_lora *lora);
+LLM8_API const llm8_lora_info *llm8_lora_get_info(const llm8_lora *lora);
+
+/* Chooses the adapter the session's next evaluations and runs apply: lora (NULL: none, the
+ * default) with scale multiplying its alpha / r (1: as trained; 0: no effect, the base model's
+ * results exactly). Tokens already in the context keep the keys and values computed under the
+ * previous choice; llm8_session_reset (or clear_history) starts clean. INVALID_ARGUMENT for an
+ * adapter loaded for another model, a scale that is not finite, or while the session runs. */
+LLM8_API llm8_status llm8_session_set_lora(llm8_session *s, const llm8_lora *lora, float scale);
 
 #ifdef __cplusplus
 }

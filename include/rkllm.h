@@ -4,8 +4,8 @@
  *
  * Written from the published interface description: names, enum values and struct layouts match
  * RKLLM 1.1.1 so that existing code compiles as is. Behaviour that differs from Rockchip's
- * library (no LoRA, no multimodal input, no mirostat, is_running's inverted result kept) is
- * listed in docs/RKLLM.md. This header does not depend on llm8.h.
+ * library (LoRA adapters are PEFT folders, no multimodal input, no mirostat, is_running's
+ * inverted result kept) is listed in docs/RKLLM.md. This header does not depend on llm8.h.
  */
 #ifndef LLM8_RKLLM_H
 #define LLM8_RKLLM_H
@@ -138,7 +138,10 @@ typedef void (*LLMResultCallback)(RKLLMResult *result, void *userdata, LLMCallSt
  * -1 on failure. */
 RKLLM_API RKLLMParam rkllm_createDefaultParam(void);
 RKLLM_API int rkllm_init(LLMHandle *handle, RKLLMParam *param, LLMResultCallback callback);
-/* Not supported by llm8 yet: always -1. */
+/* Loads a LoRA adapter: lora_adapter_path is a PEFT adapter folder (adapter_config.json and
+ * adapter_model.safetensors), lora_adapter_name the name runs choose it by
+ * (RKLLMInferParam.lora_params), scale its strength (1: as trained). -1 for a bad adapter or a
+ * name already loaded. */
 RKLLM_API int rkllm_load_lora(LLMHandle handle, RKLLMLoraAdapter *lora_adapter);
 RKLLM_API int rkllm_load_prompt_cache(LLMHandle handle, const char *prompt_cache_path);
 RKLLM_API int rkllm_release_prompt_cache(LLMHandle handle);

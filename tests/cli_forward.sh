@@ -37,4 +37,13 @@ for m in "${models[@]}"; do
     echo "ok   $(basename "$m") '$p': isa {$isas} x threads {1..4} identical"
   done
 done
+
+# A full context: by default the run stops there; --keep N shifts it and goes on to -n.
+stats=$("$bin" run -p "Once upon a time" -c 64 -n 150 --temp 0 --ignore-eos 2>&1 >/dev/null)
+[[ "$stats" == *"generated 60 tokens"* ]] || { echo "FAIL full context without --keep: $stats"; fail=1; }
+stats=$("$bin" run -p "Once upon a time" -c 64 -n 150 --temp 0 --ignore-eos --keep 4 2>&1 >/dev/null)
+[[ "$stats" == *"generated 150 tokens"* ]] || { echo "FAIL --keep 4: $stats"; fail=1; }
+msg=$("$bin" run -p "Once" -c 64 --keep 40 2>&1 >/dev/null) && { echo "FAIL --keep 40 accepted"; fail=1; }
+[[ "$msg" == *"n_keep 40 must be below half the context"* ]] || { echo "FAIL --keep 40: $msg"; fail=1; }
+echo "ok   context full: stop by default, --keep shifts"
 exit $fail

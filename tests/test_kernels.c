@@ -58,13 +58,16 @@ static float u2f(uint32_t u) {
 }
 
 typedef struct level_stats {
-    long quant_cases, mm_cases, mm_int_cases, split_cases, float_checks;
+    long quant_cases, mm_cases, mm_int_cases, split_cases, float_checks, att_cases, fwht_cases;
     double max_exp_rel, max_swiglu_rel, max_rms_rel, max_softmax_rel, max_dot_rel; /* scalar vs double */
 } level_stats;
 
 static const l8_kernels *levels[L8_ISA_COUNT];
 static level_stats stats[L8_ISA_COUNT];
 static int n_levels;
+/* LLM8_TEST_QUICK=1 (scripts/test_arm.sh runs this under qemu-user, ~10x slower): fewer shapes
+ * and values; every kernel path (token counts, tails, groupings) is still taken. */
+static int quick;
 
 /* ---------------------------------------------------------------- activation quantization */
 
@@ -219,15 +222,16 @@ static void test_matmuls(void) {
     for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++)
         for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++) {
             int64_t rows = ns[ni], cols = ks[ki];
+            if (quick && rows > 100) continue;
             int ms[11], n_ms = 0;
             if (rows * cols <= 20000) {
                 memcpy(ms, ms_all, sizeof ms_all);
-                n_ms = 11;
+                n_ms = quick ? 8 : 11; /* quick: up to 9 tokens, two blocks and a rest at every level */
             } else { /* big shapes: 1, 67 and a rotating pair */
                 ms[n_ms++] = 1;
                 ms[n_ms++] = ms_all[1 + rot % 9];
                 ms[n_ms++] = ms_all[1 + (rot + 4) % 9];
-                ms[n_ms++] = 67;
+                if (!quick) ms[n_ms++] = 67;
                 rot++;
             }
             for (size_t gi = 0; gi < sizeof g8 / sizeof *g8; gi++) {
@@ -418,10 +422,10 @@ static void float_case(int64_t n, int kind) {
 }
 
 static void test_float_identical(void) {
-    for (int64_t n = 1; n <= 1000; n++) float_case(n, (int)(n % 4));
+    for (int64_t n = 1; n <= (quick ? 300 : 1000); n++) float_case(n, (int)(n % 4));
     for (int64_t n = 1; n <= 100; n++) float_case(n, 4);
-    static const int64_t big[] = {2048, 3072, 4096 + 13, 11008, 65536 + 5, 100003};
-    for (size_t i = 0; i < sizeof big / sizeof *big; i++)
+    static const int64_t big[] = {4096 + 13, 11008, 2048, 3072, 65536 + 5, 100003};
+    for (size_t i = 0; i < (quick ? 2 : sizeof big / sizeof *big); i++)
         for (int kind = 0; kind < 4; kind++) float_case(big[i], kind);
     /* scalar accuracy of the shared order (random rounding walks: a few ulps, loose bounds) */
     CHECK(stats[0].max_dot_rel < 5e-7 && stats[0].max_rms_rel < 1e-6);
@@ -430,7 +434,7 @@ static void test_float_identical(void) {
 
 static void test_f16(int li) {
     const l8_kernels *k = levels[li];
-    enum { NR = 1 << 20 };
+    const int NR = quick ? 1 << 16 : 1 << 20;
     uint16_t *h = malloc(sizeof(uint16_t) * 65536), *h2 = malloc(sizeof(uint16_t) * NR);
     float *f = malloc(sizeof(float) * NR);
     for (int i = 0; i < 65536; i++) h[i] = (uint16_t)i;
@@ -458,7 +462,7 @@ static void test_f16(int li) {
 
 static void test_exp(int li) {
     const l8_kernels *k = levels[li];
-    enum { N = 1 << 20 };
+    const int N = quick ? 1 << 16 : 1 << 20;
     float *x = malloc(sizeof(float) * N), *y = malloc(sizeof(float) * N);
     for (int pass = 0; pass < 4; pass++) {
         for (int i = 0; i < N; i++) x[i] = pass < 2 ? -104.0f + 193.0f * ((float)i + pass * 0.5f) / N
@@ -487,8 +491,139 @@ static void test_float_helpers(int li) {
     test_exp(li);
 }
 
+/* ---------------------------------------------------------------- attention, Hadamard */
+
+/* attn_f16 of every level against the scalar level (its definition: the composition of the
+ * scalar dot_f16, softmax and axpy_f16), bit for bit, on odd head sizes (masked tails), GQA
+ * groups that split unevenly into the kernels' row blocks, key counts around their block sizes,
+ * and padded strides (nothing outside the output rows may change); kind 1 adds huge and special
+ * values (inf scores: NaN rows, compared as any NaN). The scalar level is also checked against
+ * a double-precision attention. */
+static double att_max_rel;
+
+static void attention_case(int64_t hd, int64_t group, int64_t nt, int64_t n0, int kind) {
+    int64_t ldq = group * hd + 3, ldkv = hd + 5, np = n0 + nt, lds = np + 2;
+    size_t qn = (size_t)(nt * ldq), kn = (size_t)(np * ldkv), sn = (size_t)(nt * group * lds);
+    float *q = malloc(sizeof(float) * qn), *want = malloc(sizeof(float) * qn), *got = malloc(sizeof(float) * qn);
+    float *s = malloc(sizeof(float) * sn);
+    uint16_t *k = malloc(sizeof(uint16_t) * kn), *v = malloc(sizeof(uint16_t) * kn);
+    for (size_t i = 0; i < qn; i++) q[i] = rng_gauss();
+    for (size_t i = 0; i < kn; i++) k[i] = l8_f32_to_f16(rng_gauss()), v[i] = l8_f32_to_f16(rng_gauss());
+    if (kind == 1) {
+        for (size_t i = 0; i < qn; i += 7) q[i] = rng_gauss() * 3e4f;
+        for (size_t i = 0; i < kn; i += 11) k[i] = (uint16_t)(rng_u64() % 3 == 0 ? 0x7C00 : rng_u64() % 2 ? 0x8000 : 0x7BFF);
+        for (size_t i = 3; i < kn; i += 13) v[i] = (uint16_t)(rng_u64() % 2 ? 0xFC00 : 0x8000);
+    }
+    float scale = 1.0f / sqrtf((float)hd);
+    for (size_t i = 0; i < qn; i++) want[i] = got[i] = u2f(0x7F7F7F7Fu);
+    levels[0]->attn_f16(want, q, ldq, nt, group, hd, n0, k, v, ldkv, scale, s, lds);
+    for (int li = 0; li < n_levels; li++) {
+        const l8_kernels *kl = levels[li];
+        if (!kl->attn_f16) continue;
+        for (size_t i = 0; i < qn; i++) got[i] = u2f(0x7F7F7F7Fu);
+        for (size_t i = 0; i < sn; i++) s[i] = NAN; /* scratch: no value may be taken from it */
+        kl->attn_f16(got, q, ldq, nt, group, hd, n0, k, v, ldkv, scale, s, lds);
+        if (!same_bits(want, got, (int64_t)qn)) {
+            fprintf(stderr, "%s attn_f16 hd=%lld group=%lld nt=%lld n0=%lld kind %d\n", kl->name, (long long)hd,
+                    (long long)group, (long long)nt, (long long)n0, kind);
+            report_diff("attn_f16", kl->name, (int64_t)qn, want, got, (int64_t)qn);
+            CHECK(!"attn_f16 not bit-identical to the scalar level");
+        }
+        stats[li].att_cases++;
+    }
+    for (int64_t t = 0; t < nt; t++) /* the padding between rows is untouched */
+        for (int64_t i = group * hd; i < ldq; i++) CHECK(f2u(want[t * ldq + i]) == 0x7F7F7F7Fu);
+    if (kind == 0) /* the definition against double precision */
+        for (int64_t t = 0; t < nt; t++)
+            for (int64_t g = 0; g < group; g++) {
+                const float *qr = q + t * ldq + g * hd;
+                double sc[512], mx = -1e300, sum = 0;
+                for (int64_t p = 0; p <= n0 + t; p++) {
+                    double d = 0;
+                    for (int64_t i = 0; i < hd; i++) d += (double)qr[i] * l8_f16_to_f32(k[p * ldkv + i]);
+                    sc[p] = d * scale;
+                    mx = sc[p] > mx ? sc[p] : mx;
+                }
+                for (int64_t p = 0; p <= n0 + t; p++) sum += (sc[p] = exp(sc[p] - mx));
+                for (int64_t i = 0; i < hd; i++) {
+                    double o = 0, mag = 0;
+                    for (int64_t p = 0; p <= n0 + t; p++) {
+                        double vv = l8_f16_to_f32(v[p * ldkv + i]);
+                        o += sc[p] / sum * vv, mag += fabs(sc[p] / sum * vv);
+                    }
+                    note(&att_max_rel, rel(want[t * ldq + g * hd + i], o, mag));
+                }
+            }
+    free(q), free(want), free(got), free(s), free(k), free(v);
+}
+
+static void test_attention(void) {
+    static const int64_t hds[] = {1, 8, 15, 16, 17, 64, 100, 128, 256, 300};
+    static const int64_t groups[] = {1, 3, 4, 5};
+    static const int64_t nts[] = {1, 2, 8, 9};
+    static const int64_t n0s[] = {0, 1, 15, 16, 40, 100};
+    int rot = 0;
+    for (size_t hi = 0; hi < sizeof hds / sizeof *hds; hi++)
+        for (size_t gi = 0; gi < sizeof groups / sizeof *groups; gi++)
+            for (size_t ti = 0; ti < sizeof nts / sizeof *nts; ti++) {
+                if (quick && (ti + gi + hi) % 3 != 0) continue;
+                int64_t n0 = n0s[rot++ % (sizeof n0s / sizeof *n0s)];
+                attention_case(hds[hi], groups[gi], nts[ti], n0, 0);
+                if (ti == 1) attention_case(hds[hi], groups[gi], nts[ti], n0 + 3, 1);
+            }
+    for (int64_t n0 = 0; n0 < 9; n0++) /* every alignment of the rows' last keys in small blocks */
+        for (int64_t group = 1; group <= 5; group++)
+            for (int64_t nt = 1; nt <= 5; nt += 2 - (nt == 1)) attention_case(n0 % 2 ? 17 : 16, group, nt, n0, 0);
+    attention_case(128, 3, 8, 500, 0); /* several key blocks */
+    attention_case(64, 4, 1, 300, 0);  /* decode */
+    CHECK(att_max_rel < 1e-5);
+}
+
+/* fwht of every level against l8_fwht_scalar, bit for bit (specials included). */
+static void test_fwht(void) {
+    static const int64_t hs[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 8192};
+    for (size_t hi = 0; hi < sizeof hs / sizeof *hs; hi++)
+        for (int64_t nb = 1; nb <= 3; nb += 2)
+            for (int kind = 0; kind < 3; kind++) {
+                int64_t h = hs[hi], n = h * nb;
+                float *x = malloc(sizeof(float) * (size_t)n), *want = malloc(sizeof(float) * (size_t)n);
+                float *got = malloc(sizeof(float) * (size_t)n);
+                for (int64_t i = 0; i < n; i++) x[i] = gen(kind == 0 ? 0 : kind == 1 ? 1 : 2);
+                float norm = 1.0f / sqrtf((float)h);
+                memcpy(want, x, sizeof(float) * (size_t)n);
+                l8_fwht_scalar(want, h, nb, norm);
+                for (int li = 0; li < n_levels; li++) {
+                    const l8_kernels *k = levels[li];
+                    if (!k->fwht) continue;
+                    memcpy(got, x, sizeof(float) * (size_t)n);
+                    k->fwht(got, h, nb, norm);
+                    SAME("fwht", want, got, n);
+                    stats[li].fwht_cases++;
+                }
+                free(x), free(want), free(got);
+            }
+}
+
+/* Shapes for the tile kernels of the amx level (and the register blocks of the others): 64- and
+ * 32-column multiples, groups of 64..512, token counts around 16 and 32, tile counts that do not
+ * split into pairs. */
+static void test_matmul_blocks(void) {
+    static const int ms[] = {16, 17, 32, 33, 48, 67, 100};
+    static const int64_t shapes[][2] = {{48, 64}, {80, 512}, {160, 192}, {33, 1024}, {16, 3072}};
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        int64_t rows = shapes[si][0], cols = shapes[si][1];
+        int n_ms = quick ? 3 : 7;
+        test_matmul_case(L8_DTYPE_Q8, (int32_t)cols, rows, cols, ms, n_ms);
+        if (cols >= 128) test_matmul_case(L8_DTYPE_Q8, 64, rows, cols, ms, n_ms);
+        if (cols >= 256) test_matmul_case(L8_DTYPE_Q8, 128, rows, cols, ms, n_ms);
+        test_matmul_case(L8_DTYPE_Q4, 32, rows, cols, ms, n_ms);
+    }
+}
+
 int main(void) {
-    printf("%s\n", l8_kernels_describe());
+    const char *q = getenv("LLM8_TEST_QUICK");
+    quick = q && *q && strcmp(q, "0") != 0;
+    printf("%s%s\n", l8_kernels_describe(), quick ? " (LLM8_TEST_QUICK: reduced sizes)" : "");
     for (int i = 0; i < L8_ISA_COUNT; i++)
         if (l8_kernels_for((l8_isa)i)) levels[n_levels++] = l8_kernels_for((l8_isa)i);
     CHECK(n_levels >= 1 && levels[0]->isa == L8_ISA_SCALAR);
@@ -496,19 +631,22 @@ int main(void) {
 
     test_quantize_act();
     test_matmuls();
+    test_matmul_blocks();
     test_float_identical();
     for (int li = 0; li < n_levels; li++) test_float_helpers(li);
+    test_attention();
+    test_fwht();
 
     for (int li = 0; li < n_levels; li++) {
         level_stats *s = &stats[li];
         printf("%-12s quantize_act %ld cases byte-identical; matmul %ld cases bit-identical to the reference, "
                "%ld int32-exact, %ld row splits; float helpers %ld values bit-identical to scalar; max rel err "
-               "exp %.2e vs expf",
+               "exp %.2e vs expf; attention %ld cases, fwht %ld cases bit-identical",
                levels[li]->name, s->quant_cases, s->mm_cases, s->mm_int_cases, s->split_cases, s->float_checks,
-               s->max_exp_rel);
+               s->max_exp_rel, s->att_cases, s->fwht_cases);
         if (li == 0)
-            printf("; scalar vs double: swiglu %.2e rmsnorm %.2e softmax %.2e dot %.2e", s->max_swiglu_rel,
-                   s->max_rms_rel, s->max_softmax_rel, s->max_dot_rel);
+            printf("; scalar vs double: swiglu %.2e rmsnorm %.2e softmax %.2e dot %.2e attention %.2e",
+                   s->max_swiglu_rel, s->max_rms_rel, s->max_softmax_rel, s->max_dot_rel, att_max_rel);
         printf("\n");
     }
     printf("test_kernels: OK\n");

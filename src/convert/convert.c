@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "format/gguf.h"
+#include "lora/lora.h"
 
 static const char *const ROLE_NAMES[L8_ROLE_COUNT] = {
     "token_embd", "output_norm", "output",   "attn_norm", "attn_q",   "attn_k",
@@ -234,6 +235,12 @@ llm8_status l8_convert(l8_source *src, const char *out_path, l8_qtype qt, l8_con
         int64_t ne[1] = {m->n_embd};
         st = l8_gguf_add_tensor(w, "rot_embd.norm", L8_GGML_F32, 1, ne, (uint64_t)m->n_embd * 4, e);
     }
+    uint64_t norms_bytes = (uint64_t)m->n_layer * m->n_embd * 4;
+    if (!st && src->layer_norms) {
+        int64_t ne[2] = {m->n_embd, m->n_layer};
+        st = l8_gguf_add_tensor(w, L8_ROT_ATTN_NORMS, L8_GGML_F32, 2, ne, norms_bytes, e);
+        if (!st) st = l8_gguf_add_tensor(w, L8_ROT_FFN_NORMS, L8_GGML_F32, 2, ne, norms_bytes, e);
+    }
     if (!st) st = l8_gguf_begin_data(w, e);
     for (int32_t i = 0; !st && i < np; i++) {
         double ts = now_s();
@@ -253,6 +260,7 @@ llm8_status l8_convert(l8_source *src, const char *out_path, l8_qtype qt, l8_con
         if (!st && rots[i]->m > 1) st = l8_gguf_write_data(w, rots[i]->mix, (size_t)rots[i]->m * rots[i]->m * 4, e);
     }
     if (!st && src->final_norm) st = l8_gguf_write_data(w, src->final_norm, (size_t)m->n_embd * 4, e);
+    if (!st && src->layer_norms) st = l8_gguf_write_data(w, src->layer_norms, 2 * (size_t)norms_bytes, e);
     if (!st) st = l8_gguf_writer_finish(w, e);
     l8_gguf_writer_free(w);
     if (!st) {

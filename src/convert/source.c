@@ -37,6 +37,7 @@ void l8_source_free(l8_source *src) {
     free(src->tokenizer_config_json);
     free(src->rope_freqs);
     free(src->final_norm);
+    free(src->layer_norms);
     free(src->description);
     free(src);
 }

@@ -45,6 +45,9 @@ struct l8_source {
     char *description;            /* owned; e.g. "Hugging Face folder DIR (bf16)" for llm8.source */
     float *final_norm;            /* owned; (n_embd) the final RMSNorm weight a rotated source folded
                                    * into the head (to map hidden states back), else NULL */
+    float *layer_norms;           /* owned; (2, n_layer, n_embd) the attention then the MLP RMSNorm
+                                   * weights a rotated source folded into q/k/v and gate/up (so that
+                                   * LoRA adapters can be folded alike at run time), else NULL */
     const l8_rot *rot_embd;       /* rotations a rotated source applied (l8_source_rotate), else NULL: */
     const l8_rot *rot_ffn;        /* the residual stream's (folded) and the down projection input's */
     /* Reads rows [r0, r0 + n) of a weight into out (n x cols f32; a vector: r0 = 0, n = rows). */
@@ -70,5 +73,10 @@ llm8_status l8_source_open_llamacpp_gguf(const char *path, l8_source **out, l8_e
  * applies online. The wrapped model computes the same function; its activations have smaller
  * outliers, so int8 quantization loses less. */
 llm8_status l8_source_rotate(l8_source *inner, uint64_t seed, l8_source **out, l8_err *e);
+
+/* Wraps inner (taking ownership, also on failure) in a source whose q/k/v/o/gate/up/down weights
+ * have the PEFT LoRA adapter in the folder lora_dir merged: W' = W + scale * (alpha / r) * B A,
+ * in f32, before any rotation or quantization. Errors name the adapter's problem (src/lora). */
+llm8_status l8_source_lora(l8_source *inner, const char *lora_dir, float scale, l8_source **out, l8_err *e);
 
 #endif

@@ -170,6 +170,22 @@ llm8_status l8_source_rotate(l8_source *inner, uint64_t seed, l8_source **out, l
         l8_source_free(src);
         return st;
     }
+    /* The per-layer norms vanish into the weights too; kept so that an adapter's A can be folded
+     * in the same way when the file is run (src/lora/lora.c). 2 * n_layer * n_embd floats. */
+    size_t per = (size_t)m->n_embd;
+    src->layer_norms = malloc(2 * (size_t)m->n_layer * per * sizeof(float));
+    if (!src->layer_norms) {
+        l8_source_free(src);
+        return l8_fail(e, LLM8_STATUS_OUT_OF_MEMORY, "out of memory");
+    }
+    for (int32_t l = 0; l < m->n_layer; l++) {
+        float *attn = src->layer_norms + (size_t)l * per, *ffn = src->layer_norms + ((size_t)m->n_layer + l) * per;
+        if ((st = inner->read_rows(inner, L8_ROLE_ATTN_NORM, l, 0, nrows, attn, e)) ||
+            (st = inner->read_rows(inner, L8_ROLE_FFN_NORM, l, 0, nrows, ffn, e))) {
+            l8_source_free(src);
+            return st;
+        }
+    }
     src->rot_embd = &r->t1;
     src->rot_ffn = &r->t2;
     *out = src;

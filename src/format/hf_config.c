@@ -146,7 +146,13 @@ static llm8_status parse_config(const json_t *root, llm8_model_info *info, const
     if ((s = l8_json_num(root, "rms_norm_eps", false, -1.0, 1.0, &eps, file, e)) ||
         (s = l8_json_num(root, "rope_theta", false, 1.0, 1e12, &theta, file, e)))
         return s;
-    if (!(eps > 0)) return l8_fail(e, LLM8_STATUS_BAD_FORMAT, "%s: field \"rms_norm_eps\" = %g must be > 0", file, eps);
+    /* Checked as the float the model keeps: 1e-65 is > 0 as a double but 0 as a float, and a zero
+     * epsilon makes the norm of a zero vector 0/0. The bounds are the ones an llm8 file must
+     * meet too (llm8_file.c), so that whatever loads here still loads after conversion. */
+    if (!((float)eps > 0 && (float)eps < 1))
+        return l8_fail(e, LLM8_STATUS_BAD_FORMAT, "%s: field \"rms_norm_eps\" = %g must be in (0, 1)", file, eps);
+    if (!((float)theta > 1))
+        return l8_fail(e, LLM8_STATUS_BAD_FORMAT, "%s: field \"rope_theta\" = %g must be > 1", file, theta);
     info->rms_norm_eps = (float)eps;
     info->rope_theta = (float)theta;
     if ((s = parse_rope_scaling(root, info, file, e))) return s;

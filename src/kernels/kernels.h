@@ -1,10 +1,17 @@
 /*
  * The compute kernels of the runtime behind one dispatch table, filled once from the CPU's
  * features (dispatch.c). Levels: scalar (ref.c: the src/quant reference plus plain C float
- * helpers), avx2 (AVX2 + FMA + F16C, x86_avx2.c) and avx512 (AVX-512 F/BW/VL/VNNI with the OS
- * saving ZMM state, x86_avx512.c). The environment variable LLM8_ISA=scalar|avx2|avx512 forces
+ * helpers), avx2 (AVX2 + FMA + F16C, x86_avx2.c), avx512 (AVX-512 F/BW/VL/VNNI with the OS
+ * saving ZMM state, x86_avx512.c) and amx (avx512 with the quantized matmuls of 16 tokens or more
+ * on AMX-INT8 tiles, when the CPU has them and the OS grants their state; same file). The
+ * environment variable LLM8_ISA=scalar|avx2|avx512|amx forces
  * a lower level than the best available one (an unavailable level falls back and says so in
  * l8_kernels_describe).
+ * On aarch64 the levels are scalar, neon (ARMv8.0 Advanced SIMD, arm_neon.c), dotprod (+ SDOT,
+ * ARMv8.2: Cortex-A55/A76, the RK3588; arm_dotprod.c) and i8mm (+ SMMLA for several tokens,
+ * ARMv8.6; arm_i8mm.c), chosen from getauxval(AT_HWCAP / AT_HWCAP2); LLM8_ISA=scalar|neon|
+ * dotprod|i8mm. The float helpers of all three are arm_neon.c's: four 4-lane registers hold
+ * the 16 canonical lanes below.
  *
  * Exactness contract (tests/test_kernels.c checks it at every level):
  *  - quantize_act writes the same bytes and scales as l8_q_quantize_act_ref (it divides by the
@@ -55,7 +62,18 @@
 
 #include "model/tensor.h"
 
-typedef enum l8_isa { L8_ISA_SCALAR = 0, L8_ISA_AVX2, L8_ISA_AVX512, L8_ISA_COUNT } l8_isa;
+/* x86 levels, then aarch64 ones (neon: ARMv8.0 Advanced SIMD; dotprod: + SDOT, ARMv8.2, the
+ * RK3588's A55/A76; i8mm: + SMMLA, ARMv8.6); a build has only its own architecture's. */
+typedef enum l8_isa {
+    L8_ISA_SCALAR = 0,
+    L8_ISA_AVX2,
+    L8_ISA_AVX512,
+    L8_ISA_NEON,
+    L8_ISA_DOTPROD,
+    L8_ISA_I8MM,
+    L8_ISA_AMX, /* x86: avx512 + AMX-INT8 tile matmuls for 16 tokens or more (x86_avx512.c) */
+    L8_ISA_COUNT
+} l8_isa;
 
 typedef struct l8_kernels {
     l8_isa isa;
@@ -94,6 +112,21 @@ typedef struct l8_kernels {
      * that f16 -> f32 may set the quiet bit of a signalling NaN). */
     void (*f32_to_f16)(uint16_t *out, const float *x, int64_t n);
     void (*f16_to_f32)(float *out, const uint16_t *x, int64_t n);
+    /* Causal attention of one KV head over its f16 cache, for nt consecutive query tokens and the
+     * group query heads sharing that KV head (prefill and decode). Token t < nt, head g < group:
+     * query row q + t * ldq + g * hd, output row out + t * ldq + g * hd (hd floats each); it sees
+     * keys p = 0 .. n0 + t (rows k + p * ldkv and v + p * ldkv, hd halves each). Defined by the
+     * helpers above (ref.c): s[p] = dot_f16(query, k_p, hd) * scale, softmax(s, n0 + t + 1), then
+     * the output row +0 and axpy_f16(row, s[p], v_p, hd) for p = 0, 1, ... in order; so every
+     * level gives the same bits. scores: scratch of nt * group rows of lds >= n0 + nt floats.
+     * May be NULL (a level without it): callers then compose the helpers themselves. */
+    void (*attn_f16)(float *out, const float *q, int64_t ldq, int64_t nt, int64_t group, int64_t hd, int64_t n0,
+                     const uint16_t *k, const uint16_t *v, int64_t ldkv, float scale, float *scores, int64_t lds);
+    /* In place, nblocks consecutive blocks of h floats (h a power of two): the fast Walsh-Hadamard
+     * transform of each block (x[j], x[j + d] <- x[j] + x[j + d], x[j] - x[j + d] for
+     * d = 1, 2, 4, ..., h / 2, in that order), then x[i] * norm. The pairs of a stage are
+     * independent, so every level gives the same bits. May be NULL (l8_fwht_scalar then). */
+    void (*fwht)(float *x, int64_t h, int64_t nblocks, float norm);
 } l8_kernels;
 
 /* The table for this process: chosen on first call (thread safe), never changes after. */
@@ -128,6 +161,11 @@ void l8_kernels_matmul(float *out, const int8_t *xq, const float *xs, int64_t n,
 void l8_kernels_fill_scalar(l8_kernels *k);
 void l8_kernels_fill_avx2(l8_kernels *k);   /* x86_64 only */
 void l8_kernels_fill_avx512(l8_kernels *k); /* x86_64 only */
+void l8_kernels_fill_amx(l8_kernels *k);    /* x86_64 only: the avx512 table with AMX matmuls */
+int l8_kernels_amx_permit(void);            /* x86_64 only: asks the OS for AMX state; 1 if granted */
+void l8_kernels_fill_neon(l8_kernels *k);    /* aarch64 only */
+void l8_kernels_fill_dotprod(l8_kernels *k); /* aarch64 only: the neon table with SDOT matmuls */
+void l8_kernels_fill_i8mm(l8_kernels *k);    /* aarch64 only: the dotprod table with SMMLA GEMMs */
 /* The scalar ranged matmul (the reference restricted to rows [r0, r1)): the fallback for
  * grouping the SIMD kernels do not handle. */
 void l8_matmul_q_scalar(float *out, const int8_t *xq, const float *xs, int64_t n, const l8_tensor *w, int64_t r0,
@@ -140,5 +178,22 @@ typedef struct l8_qgeom {
     int cpb;                      /* columns per block */
 } l8_qgeom;
 int l8_qgeom_init(l8_qgeom *g, const l8_tensor *w);
+/* attn_f16 composed from one level's helpers (the scalar level's definition; levels without a
+ * dedicated kernel use it with their own helpers), and the scalar fwht. */
+void l8_attn_f16_compose(float (*dot_f16)(const float *, const uint16_t *, int64_t), void (*softmax)(float *, int64_t),
+                         void (*axpy_f16)(float *, float, const uint16_t *, int64_t), float *out, const float *q,
+                         int64_t ldq, int64_t nt, int64_t group, int64_t hd, int64_t n0, const uint16_t *k,
+                         const uint16_t *v, int64_t ldkv, float scale, float *scores, int64_t lds);
+void l8_fwht_scalar(float *x, int64_t h, int64_t nblocks, float norm);
+/* aarch64 pieces shared by the neon, dotprod and i8mm levels (arm_neon.c, arm_dotprod.c):
+ * xcorr[t * ng + g] = -8 * (sum of token t's activations over group g's blocks), the start of a
+ * Q4 accumulator (the nibble is q + 8); the first nr of 16 floats at o to out; the dotprod
+ * matmuls (the i8mm level's decode path). */
+void l8_arm_q4_corrections(int32_t *xcorr, const int8_t *xq, int64_t nt, const l8_qgeom *g);
+void l8_arm_store_rows(float *out, const float *o, int nr);
+void l8_matmul_q8_dotprod(float *out, const int8_t *xq, const float *xs, int64_t n, const l8_tensor *w, int64_t r0,
+                          int64_t r1);
+void l8_matmul_q4_dotprod(float *out, const int8_t *xq, const float *xs, int64_t n, const l8_tensor *w, int64_t r0,
+                          int64_t r1);
 
 #endif

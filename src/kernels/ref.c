@@ -156,6 +156,44 @@ static void f16_to_f32_scalar(float *out, const uint16_t *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) out[i] = l8_f16_to_f32(x[i]);
 }
 
+/* ---------------------------------------------------------------- attention, Hadamard */
+
+void l8_attn_f16_compose(float (*dot_f16)(const float *, const uint16_t *, int64_t), void (*softmax)(float *, int64_t),
+                         void (*axpy_f16)(float *, float, const uint16_t *, int64_t), float *out, const float *q,
+                         int64_t ldq, int64_t nt, int64_t group, int64_t hd, int64_t n0, const uint16_t *k,
+                         const uint16_t *v, int64_t ldkv, float scale, float *scores, int64_t lds) {
+    for (int64_t t = 0; t < nt; t++)
+        for (int64_t g = 0; g < group; g++) {
+            const float *qr = q + t * ldq + g * hd;
+            float *s = scores + (t * group + g) * lds, *o = out + t * ldq + g * hd;
+            for (int64_t p = 0; p <= n0 + t; p++) s[p] = dot_f16(qr, k + p * ldkv, hd) * scale;
+            softmax(s, n0 + t + 1);
+            for (int64_t i = 0; i < hd; i++) o[i] = 0.0f;
+            for (int64_t p = 0; p <= n0 + t; p++) axpy_f16(o, s[p], v + p * ldkv, hd);
+        }
+}
+
+static void attn_f16_scalar(float *out, const float *q, int64_t ldq, int64_t nt, int64_t group, int64_t hd, int64_t n0,
+                            const uint16_t *k, const uint16_t *v, int64_t ldkv, float scale, float *scores,
+                            int64_t lds) {
+    l8_attn_f16_compose(dot_f16_scalar, softmax_scalar, axpy_f16_scalar, out, q, ldq, nt, group, hd, n0, k, v, ldkv,
+                        scale, scores, lds);
+}
+
+void l8_fwht_scalar(float *x, int64_t h, int64_t nblocks, float norm) {
+    for (int64_t b = 0; b < nblocks; b++) {
+        float *v = x + b * h;
+        for (int64_t len = 1; len < h; len <<= 1)
+            for (int64_t i = 0; i < h; i += len << 1)
+                for (int64_t j = i; j < i + len; j++) {
+                    float a = v[j], c = v[j + len];
+                    v[j] = a + c;
+                    v[j + len] = a - c;
+                }
+        for (int64_t i = 0; i < h; i++) v[i] *= norm;
+    }
+}
+
 void l8_kernels_fill_scalar(l8_kernels *k) {
     k->isa = L8_ISA_SCALAR;
     k->name = "scalar";
@@ -172,4 +210,6 @@ void l8_kernels_fill_scalar(l8_kernels *k) {
     k->axpy_f16 = axpy_f16_scalar;
     k->f32_to_f16 = f32_to_f16_scalar;
     k->f16_to_f32 = f16_to_f32_scalar;
+    k->attn_f16 = attn_f16_scalar;
+    k->fwht = l8_fwht_scalar;
 }

@@ -465,6 +465,13 @@ static void f16_to_f32_avx2(float *out, const uint16_t *x, int64_t n) {
     for (; i < n; i++) out[i] = l8_f16_to_f32(x[i]);
 }
 
+/* Attention as the composition of this level's helpers (kernels.h defines it so). */
+static void attn_f16_avx2(float *out, const float *q, int64_t ldq, int64_t nt, int64_t group, int64_t hd, int64_t n0,
+                          const uint16_t *k, const uint16_t *v, int64_t ldkv, float scale, float *scores, int64_t lds) {
+    l8_attn_f16_compose(dot_f16_avx2, softmax_avx2, axpy_f16_avx2, out, q, ldq, nt, group, hd, n0, k, v, ldkv, scale,
+                        scores, lds);
+}
+
 void l8_kernels_fill_avx2(l8_kernels *k) {
     k->isa = L8_ISA_AVX2;
     k->name = "avx2";
@@ -481,6 +488,8 @@ void l8_kernels_fill_avx2(l8_kernels *k) {
     k->axpy_f16 = axpy_f16_avx2;
     k->f32_to_f16 = f32_to_f16_avx2;
     k->f16_to_f32 = f16_to_f32_avx2;
+    k->attn_f16 = attn_f16_avx2;
+    k->fwht = l8_fwht_scalar;
 }
 
 #endif

@@ -13,6 +13,11 @@ typedef struct l8_kv_cache {
     bool f16;       /* elements are IEEE half (uint16_t) instead of float */
     void *k;        /* (n_layer, n_ctx, kv_dim) */
     void *v;        /* (n_layer, n_ctx, kv_dim) */
+    /* The LoRA adapter the forward passes apply to this sequence, or NULL (src/lora/lora.h). It
+     * rides with the cache because the two belong together — the cached keys and values are the
+     * adapter's — and because every pass, batched ones included, already gets each sequence's
+     * cache. l8_kv_init sets NULL; the session sets it. */
+    const struct l8_lora_use *lora;
 } l8_kv_cache;
 
 typedef struct l8_rope {

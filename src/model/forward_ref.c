@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lora/lora.h"
 #include "model/forward.h"
 #include "quant/quant.h"
 #include "quant/rotate.h"
@@ -67,6 +68,7 @@ static void rope_apply(const l8_rope *r, float *head, int32_t pos) {
 llm8_status l8_kv_init(l8_kv_cache *kv, const llm8_model_info *info, int32_t n_ctx, bool f16) {
     kv->n_ctx = n_ctx;
     kv->kv_dim = info->n_kv_head * info->head_dim;
+    kv->lora = NULL;
     kv->f16 = f16;
     size_t n = (size_t)info->n_layer * (size_t)n_ctx * (size_t)kv->kv_dim, el = f16 ? 2 : 4;
     /* calloc of large blocks maps fresh zero pages: memory is touched only as the context grows */
@@ -143,6 +145,11 @@ static void rmsnorm(float *out, const float *x, const l8_tensor *w, int32_t dim,
 }
 
 static float silu(float x) { return x / (1.0f + expf(-x)); }
+
+/* y += the sequence's LoRA adapter on one projection (unmerged, after the base matmul). */
+static void lora(const l8_kv_cache *kv, int32_t layer, l8_lora_target t, const float *x, float *y, int32_t n) {
+    if (kv->lora) l8_lora_apply(kv->lora, layer, t, x, y, 0, n, NULL, NULL);
+}
 
 /* ---------------------------------------------------------------- the forward pass */
 
@@ -243,6 +250,9 @@ llm8_status l8_forward_ref(const l8_weights *w, const llm8_model_info *m, const 
         matmul(s.q, s.xn, &L->wq, n, s.row, &s.qb);
         matmul(s.k, s.xn, &L->wk, n, s.row, &s.qb);
         matmul(s.v, s.xn, &L->wv, n, s.row, &s.qb);
+        lora(kv, l, L8_LORA_Q, s.xn, s.q, n);
+        lora(kv, l, L8_LORA_K, s.xn, s.k, n);
+        lora(kv, l, L8_LORA_V, s.xn, s.v, n);
         for (int32_t t = 0; t < n; t++) {
             int32_t pos = pos0 + t;
             for (int32_t h = 0; h < m->n_head; h++) rope_apply(rope, s.q + (size_t)t * q_dim + (size_t)h * hd, pos);
@@ -255,6 +265,7 @@ llm8_status l8_forward_ref(const l8_weights *w, const llm8_model_info *m, const 
         for (int32_t t = 0; t < n; t++)
             attend(s.att + (size_t)t * q_dim, s.q + (size_t)t * q_dim, kv, l, pos0 + t, m, s.scores);
         matmul(s.proj, s.att, &L->wo, n, s.row, &s.qb);
+        lora(kv, l, L8_LORA_O, s.att, s.proj, n);
         for (size_t i = 0; i < (size_t)n * dim; i++) s.x[i] += s.proj[i];
 
         /* MLP block: down(silu(gate(x)) * up(x)) */
@@ -262,10 +273,13 @@ llm8_status l8_forward_ref(const l8_weights *w, const llm8_model_info *m, const 
             rmsnorm(s.xn + (size_t)t * dim, s.x + (size_t)t * dim, &L->ffn_norm, dim, m->rms_norm_eps, s.row);
         matmul(s.gate, s.xn, &L->w_gate, n, s.row, &s.qb);
         matmul(s.up, s.xn, &L->w_up, n, s.row, &s.qb);
+        lora(kv, l, L8_LORA_GATE, s.xn, s.gate, n);
+        lora(kv, l, L8_LORA_UP, s.xn, s.up, n);
         for (size_t i = 0; i < (size_t)n * ff; i++) s.gate[i] = silu(s.gate[i]) * s.up[i];
         if (w->ffn_rot)
             for (int32_t t = 0; t < n; t++) l8_rot_apply_t(w->ffn_rot, s.gate + (size_t)t * ff, s.row);
         matmul(s.proj, s.gate, &L->w_down, n, s.row, &s.qb);
+        lora(kv, l, L8_LORA_DOWN, s.gate, s.proj, n);
         for (size_t i = 0; i < (size_t)n * dim; i++) s.x[i] += s.proj[i];
     }
 

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/kernels.h"
+
 static uint64_t splitmix(uint64_t *s) {
     uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -64,20 +66,13 @@ void l8_rot_free(l8_rot *r) {
     memset(r, 0, sizeof *r);
 }
 
+/* The m blocks' Walsh-Hadamard transforms, scaled by 1/sqrt(h): the kernel table's (vectorized;
+ * the same bits at every level, kernels.h), else the scalar one (src/kernels/ref.c). */
 static void fwht_blocks(const l8_rot *r, float *x) {
-    int32_t h = r->h;
-    float norm = 1.0f / sqrtf((float)h);
-    for (int32_t b = 0; b < r->m; b++) {
-        float *v = x + (size_t)b * h;
-        for (int32_t len = 1; len < h; len <<= 1)
-            for (int32_t i = 0; i < h; i += len << 1)
-                for (int32_t j = i; j < i + len; j++) {
-                    float a = v[j], c = v[j + len];
-                    v[j] = a + c;
-                    v[j + len] = a - c;
-                }
-        for (int32_t i = 0; i < h; i++) v[i] *= norm;
-    }
+    const l8_kernels *k = l8_kernels_get();
+    float norm = 1.0f / sqrtf((float)r->h);
+    if (k->fwht) k->fwht(x, r->h, r->m, norm);
+    else l8_fwht_scalar(x, r->h, r->m, norm);
 }
 
 /* For each offset j: the strided vector across blocks <- Q (transpose ? Q^T : Q) times it. */

@@ -9,6 +9,7 @@
 #include "llm8.h"
 #include "rkllm.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -16,12 +17,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A loaded adapter: a run chooses it by name. Entries are only appended (under mu) and freed by
+ * rkllm_destroy, so a run may keep a pointer to one. */
+typedef struct rk_lora {
+    char *name;
+    float scale;
+    llm8_lora *lora;
+    struct rk_lora *next;
+} rk_lora;
+
 typedef struct rk_handle {
     llm8_model *model;
     llm8_session *session;
     LLMResultCallback cb;
     RKLLMParam param;
     char *cache_path;      /* the loaded prompt cache: every run restarts from it */
+    rk_lora *loras;        /* rkllm_load_lora's adapters, newest first */
     atomic_bool busy;      /* a run (sync or async) owns the session */
     atomic_bool abort;
     pthread_mutex_t mu;    /* worker bookkeeping and err */
@@ -113,9 +124,65 @@ int rkllm_init(LLMHandle *handle, RKLLMParam *param, LLMResultCallback callback)
     return 0;
 }
 
+static rk_lora *find_lora(rk_handle *h, const char *name) {
+    pthread_mutex_lock(&h->mu);
+    rk_lora *l = h->loras;
+    while (l && strcmp(l->name, name)) l = l->next;
+    pthread_mutex_unlock(&h->mu);
+    return l;
+}
+
 int rkllm_load_lora(LLMHandle handle, RKLLMLoraAdapter *lora_adapter) {
-    if (handle) set_err(handle, "rkllm_load_lora: LoRA adapters are not supported by llm8 yet");
-    return -1;
+    rk_handle *h = handle;
+    if (!h) return -1;
+    if (!lora_adapter || !lora_adapter->lora_adapter_path) {
+        set_err(h, "rkllm_load_lora: null adapter or lora_adapter_path");
+        return -1;
+    }
+    const char *name = lora_adapter->lora_adapter_name;
+    if (!name || !name[0]) {
+        set_err(h, "rkllm_load_lora: lora_adapter_name is empty (runs choose adapters by name)");
+        return -1;
+    }
+    if (!isfinite(lora_adapter->scale)) {
+        set_err(h, "rkllm_load_lora: scale is not a finite number");
+        return -1;
+    }
+    if (find_lora(h, name)) {
+        set_err(h, "rkllm_load_lora: an adapter named \"%s\" is already loaded", name);
+        return -1;
+    }
+    rk_lora *l = calloc(1, sizeof *l);
+    char err[400];
+    if (!l || !(l->name = strdup(name))) {
+        free(l);
+        set_err(h, "rkllm_load_lora: out of memory");
+        return -1;
+    }
+    if (llm8_lora_load(h->model, lora_adapter->lora_adapter_path, &l->lora, err, sizeof err)) {
+        set_err(h, "rkllm_load_lora: %s", err);
+        free(l->name);
+        free(l);
+        return -1;
+    }
+    l->scale = lora_adapter->scale;
+    /* Loading ran unlocked (it reads files); another load of the same name may have won. */
+    pthread_mutex_lock(&h->mu);
+    rk_lora *dup = h->loras;
+    while (dup && strcmp(dup->name, name)) dup = dup->next;
+    if (!dup) {
+        l->next = h->loras;
+        h->loras = l;
+    }
+    pthread_mutex_unlock(&h->mu);
+    if (dup) {
+        llm8_lora_free(l->lora);
+        free(l->name);
+        free(l);
+        set_err(h, "rkllm_load_lora: an adapter named \"%s\" is already loaded", name);
+        return -1;
+    }
+    return 0;
 }
 
 /* ---------------------------------------------------------------- runs */
@@ -200,15 +267,20 @@ static int tokenize_prompt(rk_handle *h, const char *prompt, int32_t **out, size
     return 0;
 }
 
-/* Checks what can be refused before a run starts, so that rkllm_run_async can refuse it too. */
-static int check_args(rk_handle *h, const RKLLMInput *in, const RKLLMInferParam *ip) {
+/* Checks what can be refused before a run starts, so that rkllm_run_async can refuse it too;
+ * *lora receives the adapter the run asks for (NULL: none). */
+static int check_args(rk_handle *h, const RKLLMInput *in, const RKLLMInferParam *ip, rk_lora **lora) {
+    *lora = NULL;
     if (!in) {
         set_err(h, "rkllm_run: null input");
         return -1;
     }
     if (ip && ip->lora_params && ip->lora_params->lora_adapter_name) {
-        set_err(h, "rkllm_run: LoRA adapters are not supported by llm8 yet");
-        return -1;
+        const char *name = ip->lora_params->lora_adapter_name;
+        if (!(*lora = find_lora(h, name))) {
+            set_err(h, "rkllm_run: no LoRA adapter named \"%s\" (load it with rkllm_load_lora)", name);
+            return -1;
+        }
     }
     if (ip && ip->mode != RKLLM_INFER_GENERATE && ip->mode != RKLLM_INFER_GET_LAST_HIDDEN_LAYER) {
         set_err(h, "rkllm_run: unknown infer mode %d", (int)ip->mode);
@@ -243,7 +315,7 @@ static int check_args(rk_handle *h, const RKLLMInput *in, const RKLLMInferParam 
 
 /* The run proper; the caller has set busy and checked the arguments. Clears busy before the
  * final callback so that a caller reacting to FINISH may start the next run at once. */
-static int run_locked(rk_handle *h, const RKLLMInput *in, const RKLLMInferParam *ip, void *userdata) {
+static int run_locked(rk_handle *h, const RKLLMInput *in, const RKLLMInferParam *ip, rk_lora *lora, void *userdata) {
     llm8_session *s = h->session;
     run_ctx rc = {h, userdata, NULL, 0, false};
     int32_t *ids = NULL;
@@ -252,6 +324,13 @@ static int run_locked(rk_handle *h, const RKLLMInput *in, const RKLLMInferParam 
     llm8_status st = LLM8_STATUS_OK;
     bool failed = false;
 
+    /* The adapter is chosen per run (none unless lora_params names one), before the prompt
+     * cache is loaded: its keys and values are the ones computed when it was saved. */
+    if (llm8_session_set_lora(s, lora ? lora->lora : NULL, lora ? lora->scale : 0.0f)) {
+        set_err(h, "rkllm_run: %s", llm8_session_last_error(s));
+        failed = true;
+        goto end;
+    }
     if (h->cache_path) {
         st = llm8_session_load(s, h->cache_path);
         if (st) {
@@ -372,9 +451,10 @@ static bool claim(rk_handle *h) {
 int rkllm_run(LLMHandle handle, RKLLMInput *rkllm_input, RKLLMInferParam *rkllm_infer_params, void *userdata) {
     rk_handle *h = handle;
     if (!h) return -1;
-    if (check_args(h, rkllm_input, rkllm_infer_params)) return -1;
+    rk_lora *lora;
+    if (check_args(h, rkllm_input, rkllm_infer_params, &lora)) return -1;
     if (!claim(h)) return -1;
-    return run_locked(h, rkllm_input, rkllm_infer_params, userdata);
+    return run_locked(h, rkllm_input, rkllm_infer_params, lora, userdata);
 }
 
 /* An async run owns deep copies of everything the caller passed. */
@@ -384,6 +464,7 @@ typedef struct async_job {
     RKLLMInferParam ip;
     bool has_ip;
     RKLLMPromptCacheParam pc;
+    rk_lora *lora;    /* resolved by check_args; lives as long as the handle */
     void *userdata;
     void *data;       /* the copied prompt, ids or embeddings */
     char *cache_path;
@@ -397,7 +478,7 @@ static void job_free(async_job *j) {
 
 static void *async_main(void *arg) {
     async_job *j = arg;
-    run_locked(j->h, &j->in, j->has_ip ? &j->ip : NULL, j->userdata);
+    run_locked(j->h, &j->in, j->has_ip ? &j->ip : NULL, j->lora, j->userdata);
     job_free(j);
     return NULL;
 }
@@ -414,7 +495,8 @@ static void join_worker(rk_handle *h) {
 int rkllm_run_async(LLMHandle handle, RKLLMInput *rkllm_input, RKLLMInferParam *rkllm_infer_params, void *userdata) {
     rk_handle *h = handle;
     if (!h) return -1;
-    if (check_args(h, rkllm_input, rkllm_infer_params)) return -1;
+    rk_lora *lora;
+    if (check_args(h, rkllm_input, rkllm_infer_params, &lora)) return -1;
     pthread_mutex_lock(&h->mu);
     bool self = h->has_worker && pthread_equal(h->worker, pthread_self());
     pthread_mutex_unlock(&h->mu);
@@ -428,6 +510,7 @@ int rkllm_run_async(LLMHandle handle, RKLLMInput *rkllm_input, RKLLMInferParam *
     async_job *j = calloc(1, sizeof *j);
     if (!j) goto oom;
     j->h = h;
+    j->lora = lora;
     j->userdata = userdata;
     j->in = *rkllm_input;
     size_t bytes = 0;
@@ -454,7 +537,7 @@ int rkllm_run_async(LLMHandle handle, RKLLMInput *rkllm_input, RKLLMInferParam *
     if (rkllm_infer_params) {
         j->has_ip = true;
         j->ip = *rkllm_infer_params;
-        j->ip.lora_params = NULL; /* check_args refused any adapter name */
+        j->ip.lora_params = NULL; /* the adapter is resolved already (j->lora) */
         if (rkllm_infer_params->prompt_cache_params) {
             j->pc = *rkllm_infer_params->prompt_cache_params;
             if (j->pc.prompt_cache_path) {
@@ -543,6 +626,12 @@ int rkllm_destroy(LLMHandle handle) {
     rkllm_abort(h);
     join_worker(h);
     llm8_session_free(h->session);
+    for (rk_lora *l = h->loras, *next; l; l = next) { /* after the session that used them */
+        next = l->next;
+        llm8_lora_free(l->lora);
+        free(l->name);
+        free(l);
+    }
     llm8_model_free(h->model);
     free(h->cache_path);
     pthread_mutex_destroy(&h->mu);

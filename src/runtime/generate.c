@@ -3,6 +3,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "runtime/batch.h"
 #include "runtime/runtime.h"
 #include "sample/sampler.h"
 #include "util/utf8.h"
@@ -26,6 +27,7 @@ llm8_generate_params llm8_generate_default_params(void) {
                                   .parse_special = false,
                                   .stop = NULL,
                                   .n_stop = 0,
+                                  .n_keep = -1,
                                   .sampling = llm8_sampling_default_params()};
 }
 
@@ -44,6 +46,7 @@ typedef struct outbuf {
 } outbuf;
 
 static bool outbuf_append(outbuf *b, const char *s, size_t n) {
+    if (n == 0) return true; /* an empty piece (a special token skipped) before anything was kept */
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->len + n) cap *= 2;
@@ -109,26 +112,50 @@ static bool is_end_token(const llm8_model *m, int32_t id) {
     return id == m->info.bos_id;
 }
 
-llm8_status l8_generate_ids(llm8_session *s, const int32_t *ids, size_t n, const llm8_generate_params *params,
-                                llm8_text_callback cb, void *user, llm8_run_stats *stats) {
-    llm8_generate_params p = params ? *params : llm8_generate_default_params();
-    const llm8_model *m = s->model;
-    llm8_run_stats rs = {0};
-    if (n == 0 && s->n_past == 0)
-        return l8_session_fail(s, LLM8_STATUS_INVALID_ARGUMENT, "empty prompt and empty context: nothing to continue");
-    if (n >= (size_t)(s->n_ctx - s->n_past))
-        return l8_session_fail(s, LLM8_STATUS_CONTEXT_FULL,
-                               "the prompt is %zu tokens but the context has room for %d more (n_ctx %d)", n,
-                               s->n_ctx - s->n_past - 1, s->n_ctx);
+/* ---------------------------------------------------------------- step-wise generation */
 
+struct l8_gen {
+    llm8_session *s;
+    llm8_generate_params p;
+    char **stops;       /* owned copies of p.stop */
     l8_sampler sampler;
-    if (l8_sampler_init(&sampler, &p.sampling, m->info.n_vocab, s->n_ctx))
-        return l8_session_fail(s, LLM8_STATUS_OUT_OF_MEMORY, "out of memory (sampler)");
-    llm8_decoder *dec = NULL;
-    if (llm8_decoder_create(m->tok, true, &dec)) {
-        l8_sampler_free(&sampler);
-        return l8_session_fail(s, LLM8_STATUS_OUT_OF_MEMORY, "out of memory (decoder)");
+    llm8_decoder *dec;
+    outbuf out;
+    emitter em;
+    int32_t generated;
+    llm8_stop_reason reason;
+    bool done, oom;
+};
+
+void l8_gen_free(l8_gen *g) {
+    if (!g) return;
+    for (size_t i = 0; g->stops && i < g->p.n_stop; i++) free(g->stops[i]);
+    free(g->stops);
+    free(g->out.data);
+    llm8_decoder_free(g->dec);
+    l8_sampler_free(&g->sampler);
+    free(g);
+}
+
+llm8_status l8_gen_create(llm8_session *s, const llm8_generate_params *params, llm8_text_callback cb, void *user,
+                          l8_gen **out) {
+    if (!s || !out) return LLM8_STATUS_INVALID_ARGUMENT;
+    *out = NULL;
+    l8_gen *g = calloc(1, sizeof *g);
+    if (!g) return l8_session_fail(s, LLM8_STATUS_OUT_OF_MEMORY, "out of memory (generation)");
+    g->s = s;
+    g->p = params ? *params : llm8_generate_default_params();
+    g->em = (emitter){cb, user, false};
+    if (g->p.n_stop) {
+        g->stops = calloc(g->p.n_stop, sizeof *g->stops);
+        for (size_t i = 0; g->stops && i < g->p.n_stop; i++)
+            if (!(g->stops[i] = strdup(g->p.stop[i] ? g->p.stop[i] : ""))) goto oom;
+        if (!g->stops) goto oom;
+        g->p.stop = (const char *const *)g->stops;
     }
+    const llm8_model *m = s->model;
+    if (l8_sampler_init(&g->sampler, &g->p.sampling, m->info.n_vocab, s->n_ctx)) goto oom;
+    if (llm8_decoder_create(m->tok, true, &g->dec)) goto oom;
     /* The decoder sees the context first (its text discarded) so that the continuation decodes
      * as decode(context + new) minus decode(context): SentencePiece's leading-space strip then
      * applies only at the true start of the text. */
@@ -136,93 +163,109 @@ llm8_status l8_generate_ids(llm8_session *s, const int32_t *ids, size_t n, const
     size_t plen;
     for (int32_t i = 0; i < s->n_past; i++) {
         if (s->tokens[i] < 0) continue; /* an embedding input has no id */
-        l8_sampler_accept(&sampler, s->tokens[i]);
-        llm8_decoder_push(dec, s->tokens[i], &piece, &plen);
+        l8_sampler_accept(&g->sampler, s->tokens[i]);
+        llm8_decoder_push(g->dec, s->tokens[i], &piece, &plen);
     }
-    for (size_t i = 0; i < n; i++) {
-        l8_sampler_accept(&sampler, ids[i]);
-        if (ids[i] >= 0 && ids[i] < m->info.n_vocab) llm8_decoder_push(dec, ids[i], &piece, &plen);
-    }
+    *out = g;
+    return LLM8_STATUS_OK;
+oom:
+    l8_gen_free(g);
+    return l8_session_fail(s, LLM8_STATUS_OUT_OF_MEMORY, "out of memory (generation)");
+}
 
-    llm8_status st = LLM8_STATUS_OK;
-    outbuf out = {0};
-    emitter em = {cb, user, false};
+static bool gen_end(l8_gen *g, llm8_stop_reason reason) {
+    g->reason = reason;
+    g->done = true;
+    if (reason != LLM8_STOP_STRING && reason != LLM8_STOP_CALLBACK) { /* what the decoder still holds */
+        const char *tail;
+        size_t tlen;
+        llm8_decoder_flush(g->dec, &tail, &tlen);
+        if (outbuf_append(&g->out, tail, tlen)) emit(&g->em, &g->out, g->out.len, -1);
+    }
+    return false;
+}
+
+bool l8_gen_step(l8_gen *g, float *logits, int32_t *next) {
+    if (g->done) return false;
+    const llm8_generate_params *p = &g->p;
+    if (p->max_tokens >= 0 && g->generated >= p->max_tokens) return gen_end(g, LLM8_STOP_LENGTH);
+    int32_t tok = l8_sampler_sample(&g->sampler, logits);
+    if (!p->ignore_eos && is_end_token(g->s->model, tok)) return gen_end(g, LLM8_STOP_EOS);
+    g->generated++;
+    l8_sampler_accept(&g->sampler, tok);
+    const char *piece;
+    size_t plen;
+    llm8_decoder_push(g->dec, tok, &piece, &plen);
+    if (!outbuf_append(&g->out, piece, plen)) {
+        g->oom = true;
+        return gen_end(g, LLM8_STOP_NONE);
+    }
+    long at = find_stop(&g->out, p);
+    if (at >= 0) {
+        emit(&g->em, &g->out, (size_t)at, tok);
+        g->out.len = 0;
+        return gen_end(g, LLM8_STOP_STRING);
+    }
+    emit(&g->em, &g->out, g->out.len - stop_prefix_tail(&g->out, p), tok);
+    if (g->em.stopped) return gen_end(g, LLM8_STOP_CALLBACK);
+    /* The sampled token enters the context only when another is to follow it. */
+    if (p->max_tokens >= 0 && g->generated >= p->max_tokens) return gen_end(g, LLM8_STOP_LENGTH);
+    if (g->s->n_past >= g->s->n_ctx && (p->n_keep < 0 || l8_session_shift(g->s, p->n_keep)))
+        return gen_end(g, LLM8_STOP_CONTEXT);
+    *next = tok;
+    return true;
+}
+
+void l8_gen_stats(const l8_gen *g, llm8_run_stats *stats) {
+    stats->generated_tokens = g->generated;
+    stats->stop_reason = g->reason;
+}
+
+/* ---------------------------------------------------------------- the loop */
+
+llm8_status l8_generate_ids(llm8_session *s, const int32_t *ids, size_t n, const llm8_generate_params *params,
+                            llm8_text_callback cb, void *user, llm8_run_stats *stats) {
+    llm8_generate_params p = params ? *params : llm8_generate_default_params();
+    const llm8_model *m = s->model;
+    llm8_run_stats rs = {0};
+    if (stats) *stats = rs;
+    if (p.n_keep >= s->n_ctx / 2)
+        return l8_session_fail(s, LLM8_STATUS_INVALID_ARGUMENT, "n_keep %d must be below half the context (%d)",
+                               p.n_keep, s->n_ctx / 2);
+    if (n == 0 && s->n_past == 0)
+        return l8_session_fail(s, LLM8_STATUS_INVALID_ARGUMENT, "empty prompt and empty context: nothing to continue");
+    if (n >= (size_t)(s->n_ctx - s->n_past))
+        return l8_session_fail(s, LLM8_STATUS_CONTEXT_FULL,
+                               "the prompt is %zu tokens but the context has room for %d more (n_ctx %d)", n,
+                               s->n_ctx - s->n_past - 1, s->n_ctx);
     float *logits = malloc((size_t)m->info.n_vocab * sizeof(float));
-    if (!logits) {
-        st = l8_session_fail(s, LLM8_STATUS_OUT_OF_MEMORY, "out of memory (logits)");
-        goto done;
-    }
-
+    if (!logits) return l8_session_fail(s, LLM8_STATUS_OUT_OF_MEMORY, "out of memory (logits)");
+    llm8_status st = LLM8_STATUS_OK;
     double t0 = now_ms();
-    if (n > 0) {
-        st = llm8_session_eval(s, ids, n, logits, false);
-        if (st) goto done;
-    } else {
-        memcpy(logits, s->logits, (size_t)m->info.n_vocab * sizeof(float));
-    }
+    if (n > 0) st = llm8_session_eval(s, ids, n, logits, false);
+    else memcpy(logits, s->logits, (size_t)m->info.n_vocab * sizeof(float));
     rs.prompt_tokens = (int32_t)n;
     rs.prefill_ms = now_ms() - t0;
+    l8_gen *g = NULL;
+    if (!st) st = l8_gen_create(s, &p, cb, user, &g);
 
     double t1 = now_ms();
-    for (;;) {
-        if (p.max_tokens >= 0 && rs.generated_tokens >= p.max_tokens) {
-            rs.stop_reason = LLM8_STOP_LENGTH;
-            break;
-        }
-        int32_t tok = l8_sampler_sample(&sampler, logits);
-        if (!p.ignore_eos && is_end_token(m, tok)) {
-            rs.stop_reason = LLM8_STOP_EOS;
-            break;
-        }
-        rs.generated_tokens++;
-        l8_sampler_accept(&sampler, tok);
-
-        llm8_decoder_push(dec, tok, &piece, &plen);
-        if (!outbuf_append(&out, piece, plen)) {
-            st = l8_session_fail(s, LLM8_STATUS_OUT_OF_MEMORY, "out of memory (output)");
-            break;
-        }
-        long at = find_stop(&out, &p);
-        if (at >= 0) {
-            emit(&em, &out, (size_t)at, tok);
-            out.len = 0;
-            rs.stop_reason = LLM8_STOP_STRING;
-            break;
-        }
-        emit(&em, &out, out.len - stop_prefix_tail(&out, &p), tok);
-        if (em.stopped) {
-            rs.stop_reason = LLM8_STOP_CALLBACK;
-            break;
-        }
-        if (s->n_past >= s->n_ctx) {
-            rs.stop_reason = LLM8_STOP_CONTEXT;
-            break;
-        }
-        /* The sampled token enters the context only when another is to follow it. */
-        if (p.max_tokens >= 0 && rs.generated_tokens >= p.max_tokens) {
-            rs.stop_reason = LLM8_STOP_LENGTH;
-            break;
-        }
+    int32_t tok;
+    while (!st && l8_gen_step(g, logits, &tok)) {
         if (atomic_load(&s->abort)) {
-            st = l8_session_fail(s, LLM8_STATUS_ABORTED, "generation aborted after %d tokens", rs.generated_tokens);
+            st = l8_session_fail(s, LLM8_STATUS_ABORTED, "generation aborted after %d tokens", g->generated);
             break;
         }
         st = llm8_session_eval(s, &tok, 1, logits, false);
-        if (st) break;
-    }
-    if (!st && rs.stop_reason != LLM8_STOP_STRING && rs.stop_reason != LLM8_STOP_CALLBACK) {
-        const char *tail;
-        size_t tlen;
-        llm8_decoder_flush(dec, &tail, &tlen);
-        if (outbuf_append(&out, tail, tlen)) emit(&em, &out, out.len, -1);
     }
     rs.decode_ms = now_ms() - t1;
-
-done:
+    if (g) {
+        rs.generated_tokens = g->generated;
+        rs.stop_reason = g->reason;
+        if (!st && g->oom) st = l8_session_fail(s, LLM8_STATUS_OUT_OF_MEMORY, "out of memory (output)");
+    }
+    l8_gen_free(g);
     free(logits);
-    free(out.data);
-    llm8_decoder_free(dec);
-    l8_sampler_free(&sampler);
     if (stats) *stats = rs;
     return st;
 }

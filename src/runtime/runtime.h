@@ -7,6 +7,7 @@
 
 #include "format/llm8_file.h"
 #include "format/safetensors.h"
+#include "lora/lora.h"
 #include "model/engine.h"
 #include "model/forward.h"
 #include "model/model.h"
@@ -38,12 +39,17 @@ struct llm8_session {
     struct async_job *job;
     struct json_t *messages; /* the conversation (a JSON array), owned */
     char *date_string;       /* fixed for the chat templates of this session (NULL: today) */
+    l8_lora_use lora;        /* the chosen adapter (llm8_session_set_lora); kv.lora points here
+                              * while one with a non-zero factor is chosen */
 };
 
 /* The generation loop on ids appended to the context, without the running/abort bookkeeping. */
 llm8_status l8_generate_ids(llm8_session *s, const int32_t *ids, size_t n, const llm8_generate_params *params,
                             llm8_text_callback cb, void *user, llm8_run_stats *stats);
 bool l8_begin_run(llm8_session *s);
+/* Context shift: keeps the first n_keep tokens and the newer half of the rest, evaluated again
+ * from position 0 (s->logits end up those of the last kept token). */
+llm8_status l8_session_shift(llm8_session *s, int32_t n_keep);
 void l8_end_run(llm8_session *s);
 
 /* Records a message as the session's last error and returns st. */

@@ -81,6 +81,26 @@ void llm8_session_reset(llm8_session *s) {
     if (s) s->n_past = 0;
 }
 
+llm8_status l8_session_shift(llm8_session *s, int32_t n_keep) {
+    int32_t n = s->n_past, drop = (n - n_keep) / 2;
+    if (n_keep < 0 || drop < 1)
+        return l8_session_fail(s, LLM8_STATUS_CONTEXT_FULL, "context shift: nothing to drop (n_keep %d, %d tokens)",
+                               n_keep, n);
+    for (int32_t i = 0; i < n; i++)
+        if (s->tokens[i] < 0)
+            return l8_session_fail(s, LLM8_STATUS_UNSUPPORTED, "context shift: the context holds embedding inputs");
+    /* Re-evaluating is exact; rotating the cached keys to their new positions (llama.cpp's way)
+     * would be faster but rounds the f16 cache a second time. */
+    int32_t *ids = malloc((size_t)(n - drop) * sizeof(int32_t));
+    if (!ids) return l8_session_fail(s, LLM8_STATUS_OUT_OF_MEMORY, "out of memory (context shift)");
+    memcpy(ids, s->tokens, (size_t)n_keep * sizeof(int32_t));
+    memcpy(ids + n_keep, s->tokens + n_keep + drop, (size_t)(n - n_keep - drop) * sizeof(int32_t));
+    s->n_past = 0;
+    llm8_status st = llm8_session_eval(s, ids, (size_t)(n - drop), NULL, false);
+    free(ids);
+    return st;
+}
+
 int32_t llm8_session_n_past(const llm8_session *s) { return s ? s->n_past : 0; }
 int32_t llm8_session_n_ctx(const llm8_session *s) { return s ? s->n_ctx : 0; }
 

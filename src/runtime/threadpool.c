@@ -8,6 +8,8 @@
  */
 #include "runtime/threadpool.h"
 
+#include "runtime/probe.h"
+
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
@@ -53,6 +55,14 @@ struct l8_pool {
     _Alignas(64) pthread_t *threads;
     worker *workers;
     int n_started;
+    /* Placement (probe.h, l8_cpu_plan): the workers start on cpus; the caller is moved there on
+     * its first run (it computes share 0 of every region, and a region lasts as long as its
+     * slowest share: on a little core, all of them). */
+    bool pin, caller_pinned;
+    pthread_t pinned_caller;
+#ifdef __linux__
+    cpu_set_t cpus;
+#endif
 #ifndef __linux__
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -144,7 +154,22 @@ static void kick(l8_pool *pool) {
     if (atomic_load(&pool->n_sleeping) > 0) word_wake(pool, &pool->gen);
 }
 
+/* Moves the calling thread onto the pool's CPUs, once per thread (a failure is harmless: the
+ * thread just stays where the scheduler puts it). */
+static void pin_caller(l8_pool *pool) {
+#ifdef __linux__
+    pthread_t self = pthread_self();
+    if (pool->caller_pinned && pthread_equal(pool->pinned_caller, self)) return;
+    pthread_setaffinity_np(self, sizeof pool->cpus, &pool->cpus);
+    pool->pinned_caller = self;
+    pool->caller_pinned = true;
+#else
+    (void)pool;
+#endif
+}
+
 void l8_pool_run(l8_pool *pool, l8_pool_fn fn, void *ctx) {
+    if (pool->pin) pin_caller(pool);
     if (pool->n == 1) {
         fn(ctx, 0, 1);
         return;
@@ -171,7 +196,9 @@ static void pool_stop(l8_pool *pool) {
 }
 
 l8_pool *l8_pool_create(int n_threads) {
-    if (n_threads <= 0) n_threads = l8_physical_cores();
+    l8_cpu_plan plan;
+    l8_cpu_plan_get(n_threads, &plan);
+    n_threads = plan.n_threads;
     size_t size = (sizeof(l8_pool) + 63) & ~(size_t)63;
     l8_pool *pool = aligned_alloc(64, size);
     if (!pool) return NULL;
@@ -182,7 +209,7 @@ l8_pool *l8_pool_create(int n_threads) {
     atomic_init(&pool->pending, 0);
     atomic_init(&pool->caller_sleeping, false);
     pool->n = n_threads;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    long cpus = plan.pin ? l8_cpumask_count(&plan.cpus) : sysconf(_SC_NPROCESSORS_ONLN);
     pool->oversubscribed = cpus > 0 && n_threads > cpus;
 #ifndef __linux__
     pthread_mutex_init(&pool->mu, NULL);
@@ -191,11 +218,28 @@ l8_pool *l8_pool_create(int n_threads) {
     pool->threads = calloc((size_t)n_threads, sizeof *pool->threads);
     pool->workers = calloc((size_t)n_threads, sizeof *pool->workers);
     bool ok = pool->threads && pool->workers;
+    pthread_attr_t attr, *pattr = NULL;
+#ifdef __linux__
+    pool->pin = plan.pin;
+    CPU_ZERO(&pool->cpus);
+    for (int cpu = 0; cpu < L8_MAX_CPUS && cpu < CPU_SETSIZE; cpu++)
+        if (l8_cpumask_has(&plan.cpus, cpu)) CPU_SET(cpu, &pool->cpus);
+    /* The workers start on the plan's CPUs (all of them: the scheduler spreads the threads),
+     * also when not pinned: a thread inherits its creator's mask, and the creator may be the
+     * caller of another pool, already moved onto that pool's CPUs. */
+    if (pthread_attr_init(&attr) == 0) {
+        if (pthread_attr_setaffinity_np(&attr, sizeof pool->cpus, &pool->cpus) == 0) pattr = &attr;
+        else pthread_attr_destroy(&attr);
+    }
+#endif
     for (int i = 1; ok && i < n_threads; i++) {
         pool->workers[i] = (worker){pool, i};
-        ok = pthread_create(&pool->threads[pool->n_started], NULL, worker_main, &pool->workers[i]) == 0;
+        ok = pthread_create(&pool->threads[pool->n_started], pattr, worker_main, &pool->workers[i]) == 0;
+        if (!ok && pattr) /* the CPUs are no longer allowed (the process's mask changed since): unplaced */
+            ok = pthread_create(&pool->threads[pool->n_started], NULL, worker_main, &pool->workers[i]) == 0;
         if (ok) pool->n_started++;
     }
+    if (pattr) pthread_attr_destroy(pattr);
     if (!ok) {
         l8_pool_free(pool);
         return NULL;
@@ -217,43 +261,16 @@ void l8_pool_free(l8_pool *pool) {
 
 /* ---------------------------------------------------------------- topology */
 
-static bool read_long(const char *path, long *out) {
-    FILE *f = fopen(path, "r");
-    if (!f) return false;
-    bool ok = fscanf(f, "%ld", out) == 1;
-    fclose(f);
-    return ok;
+int l8_physical_cores(void) {
+    const l8_cpu_topology *t = l8_cpu_topology_get();
+    l8_cpumask allowed = *l8_cpu_allowed();
+    for (int i = 0; i < L8_MAX_CPUS / 64; i++) allowed.w[i] &= t->online.w[i];
+    int n = l8_cpu_topology_cores(t, l8_cpumask_count(&allowed) ? &allowed : &t->online);
+    return n > 0 ? n : 1;
 }
 
-int l8_physical_cores(void) {
-    long online = sysconf(_SC_NPROCESSORS_ONLN);
-    int fallback = online > 0 ? (int)online : 1;
-#ifdef __linux__
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    if (sched_getaffinity(0, sizeof set, &set) != 0) return fallback;
-    int allowed = CPU_COUNT(&set);
-    if (allowed > 0 && allowed < fallback) fallback = allowed;
-    /* distinct (package, core) pairs among the CPUs we may run on */
-    uint64_t *seen = malloc(CPU_SETSIZE * sizeof *seen);
-    if (!seen) return fallback;
-    int n = 0;
-    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
-        if (!CPU_ISSET(cpu, &set)) continue;
-        char path[128];
-        long core, pkg;
-        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/topology/core_id", cpu);
-        if (!read_long(path, &core)) continue;
-        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/topology/physical_package_id", cpu);
-        if (!read_long(path, &pkg)) pkg = 0;
-        uint64_t key = (uint64_t)(uint32_t)pkg << 32 | (uint32_t)core;
-        bool dup = false;
-        for (int i = 0; i < n && !dup; i++) dup = seen[i] == key;
-        if (!dup) seen[n++] = key;
-    }
-    free(seen);
-    return n > 0 ? n : fallback;
-#else
-    return fallback;
-#endif
+int l8_default_threads(void) {
+    l8_cpu_plan plan;
+    l8_cpu_plan_get(0, &plan);
+    return plan.n_threads;
 }

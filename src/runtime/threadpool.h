@@ -13,7 +13,11 @@ typedef struct l8_pool l8_pool;
 typedef void (*l8_pool_fn)(void *ctx, int ith, int nth);
 
 /* A pool of n_threads threads counting the caller (n_threads - 1 workers are started now;
- * n_threads <= 0 means l8_physical_cores()). NULL when out of memory or threads. */
+ * n_threads <= 0 means l8_default_threads()). NULL when out of memory or threads.
+ * Placement follows l8_cpu_plan (probe.h): with LLM8_CPU_MASK, or on a big.LITTLE machine (the
+ * big cores), the workers start pinned to those CPUs, and the thread that calls l8_pool_run is
+ * moved there on its first run and stays there (it computes a share of every region, and a
+ * region lasts as long as its slowest share). Elsewhere nothing is pinned. */
 l8_pool *l8_pool_create(int n_threads);
 
 /* Runs fn(ctx, ith, nth) on every thread of the pool — the caller is thread 0 — and returns
@@ -27,8 +31,13 @@ int l8_pool_size(const l8_pool *pool);
 /* Stops and joins the workers; NULL is fine. */
 void l8_pool_free(l8_pool *pool);
 
-/* Physical cores this process may run on (hyper-threads of one core count once): the default
- * thread count, since int8 matmuls saturate a core's vector units with one thread. */
+/* Physical cores this process may run on (hyper-threads of one core count once, by
+ * thread_siblings_list: on arm64 core_id repeats across clusters). */
 int l8_physical_cores(void);
+
+/* The default thread count: one per big core on a big.LITTLE machine, one per CPU of
+ * LLM8_CPU_MASK, else one per physical core (int8 matmuls saturate a core's vector units with
+ * one thread). */
+int l8_default_threads(void);
 
 #endif
