@@ -50,14 +50,14 @@ check "slowloris: other requests served meanwhile, no slot taken" \
     '[ "$(complete $P)" = 200 ] && [ "$(metric $P llm8_slots_busy)" = 0 ]'
 wait "$s1" "$s2" "$s3"
 r1=$(cat "$tmp/slow1") r2=$(cat "$tmp/slow2") r3=$(cat "$tmp/slow3")
-check "slowloris: headers a byte every 3 s (--timeout 2): closed after 2-5 s" \
+check "slowloris: headers a byte every 3 s (--timeout 2): closed after 2-5 s ($r1)" \
     '[ "$(jv "$r1" "d[\"how\"] != \"still open\" and 1500 <= d[\"at_ms\"] <= 5000")" = True ]' "$r1"
-check "a body that never completes: closed after 2-5 s" \
+check "a body that never completes: closed after 2-5 s ($r2)" \
     '[ "$(jv "$r2" "d[\"how\"] != \"still open\" and 1500 <= d[\"at_ms\"] <= 5000")" = True ]' "$r2"
 # --timeout is an idle timeout (libmicrohttpd's): a client that sends a byte now and then is never
 # idle that long, and holds its connection (and thread) for as long as it likes; --max-conns such
 # clients lock everyone else out. The headers must come in within a bounded time.
-check "slowloris: headers a byte every 0.4 s, never complete: closed within 3 x --timeout (6 s)" \
+check "slowloris: headers a byte every 0.4 s, never complete: closed within 3 x --timeout (6 s) ($r3)" \
     '[ "$(jv "$r3" "d[\"how\"] != \"still open\" and d[\"at_ms\"] <= 6000")" = True ]' "$r3"
 
 # 500 idle connections (--max-conns 64): read the server while they are open
@@ -158,10 +158,12 @@ stop_server one
 if is_sanitized; then
     ok "the 20-second soak: not in a sanitizer build"
 else
-    env LLM8_BIN="$bin" SOAK_WARMUP=5 SOAK_MAX_DRIFT=5 timeout -k 5 120 tools/soak.sh 20 >"$tmp/soak.out" 2>&1
+    # 20 s is still the climb to the allocators' steady state (up to +3.5% measured): a bound of
+    # 10% here (a leak of 1 kB per request would be +20%); the 10-minute soak holds to 2%
+    env LLM8_BIN="$bin" SOAK_WARMUP=5 SOAK_MAX_DRIFT=10 SOAK_SAMPLE=1 timeout -k 5 120 tools/soak.sh 20 >"$tmp/soak.out" 2>&1
     rc=$?
     sed 's/^/     /' "$tmp/soak.out"
-    check "a 20-second soak (tools/soak.sh): no failure, every greedy answer as alone, no fd growth, idle RSS drift < 5%" \
+    check "a 20-second soak (tools/soak.sh): no failure, every greedy answer as alone, no fd growth, RSS drift < 10%" \
         '[ $rc -eq 0 ]'
 fi
 exit $fail

@@ -9,9 +9,10 @@
 # Environment: LLM8_BIN (default build/llm8), SOAK_CLIENTS (8), SOAK_PARALLEL (4), SOAK_THREADS (1),
 # SOAK_MODEL (the demo model), SOAK_SAMPLE (seconds between samples, 10), SOAK_CSV (a file for the
 # samples), SOAK_WARMUP (seconds, 30), SOAK_MAX_DRIFT (percent, 2). Passes (exit 0) with zero
-# failed requests, every greedy answer equal to the same request alone, idle RSS after the soak
-# within SOAK_MAX_DRIFT of idle RSS after the warm-up, as many file descriptors at the end as
-# after the warm-up, exit 0 on SIGTERM and no sanitizer report in the server's log.
+# failed requests, every greedy answer equal to the same request alone, RSS under load drifting
+# less than SOAK_MAX_DRIFT (median of the last quarter of the samples against the first), idle
+# RSS after the soak within SOAK_MAX_DRIFT (or 1 MB) of idle RSS after the warm-up, as many file
+# descriptors at the end as after the warm-up, exit 0 on SIGTERM and no sanitizer report.
 set -u
 cd "$(dirname "$0")/.."
 secs=${1:-600}
@@ -93,21 +94,26 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 rss0, rss1, fd0, fd1, rc, src, san = map(int, sys.argv[2:9])
 max_drift = float(sys.argv[9])
-rs = [s["rss_kb"] for s in d["samples"]]
-fs = [s["fds"] for s in d["samples"]]
-drift = 100.0 * (rss1 - rss0) / rss0
+# the samples under load (the first one is taken as the clients start, at idle)
+rs = [s["rss_kb"] for s in d["samples"]][1:] or [rss0]
+fs = [s["fds"] for s in d["samples"]][1:] or [fd0]
+med = lambda v: sorted(v)[len(v) // 2]
+k = max(1, len(rs) // 4)
+first, last = med(rs[:k]), med(rs[-k:])
+loaded = 100.0 * (last - first) / first
+idle = 100.0 * (rss1 - rss0) / rss0
 print(f"requests  {d['requests']} in {d['seconds']:.0f} s: {d['ok']} answered, {d['cut']} cut by their client on purpose, "
       f"{d['failed']} failed, {d['mismatches']} greedy answers unlike the same request alone; {d['tokens']} tokens generated")
-k = max(1, len(rs) // 10)
-med = lambda v: sorted(v)[len(v) // 2]
-loaded = 100.0 * (med(rs[-k:]) - med(rs[1:k + 1])) / med(rs[1:k + 1]) if len(rs) > 2 else 0.0
-print(f"RSS       {rss0} kB idle after the warm-up, {rss1} kB idle at the end ({drift:+.2f}%); under load: "
-      f"min {min(rs)}, max {max(rs)} kB over {len(rs)} samples, median of the first tenth {med(rs[1:k + 1])}, "
-      f"of the last {med(rs[-k:])} ({loaded:+.2f}%)")
+print(f"RSS       under load ({len(rs)} samples): median of the first quarter {first} kB, of the last {last} kB "
+      f"({loaded:+.2f}%), min {min(rs)}, max {max(rs)}; idle: {rss0} kB after the warm-up, {rss1} kB at the end ({idle:+.2f}%)")
 print(f"fds       {fd0} after the warm-up, {fd1} at the end; during the run min {min(fs)}, max {max(fs)}")
 print(f"exit      server {src} on SIGTERM{', a sanitizer report in its log' if san else ''}")
 for e in d["errors"]: print("error    ", e)
-ok = rc == 0 and d["failed"] == 0 and d["mismatches"] == 0 and drift < max_drift and fd1 <= fd0 and src == 0 and not san
+# the drift is judged under load, where the allocators are in their steady state; idle readings
+# of a 10 MB process move by a few hundred kB with which thread stacks and arenas happen to be
+# cached, so idle growth only has to stay under the same share or 1 MB
+ok = (rc == 0 and d["failed"] == 0 and d["mismatches"] == 0 and loaded < max_drift and
+      rss1 - rss0 < max(rss0 * max_drift / 100, 1024) and fd1 <= fd0 and src == 0 and not san)
 print("soak:", "PASS" if ok else "FAIL")
 sys.exit(0 if ok else 1)
 PY
