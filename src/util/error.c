@@ -10,6 +10,9 @@ llm8_status l8_fail(l8_err *e, llm8_status st, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(e->msg, sizeof e->msg, fmt, ap);
         va_end(ap);
+        /* messages are one line, whatever they quote (a JSON parser's excerpt of a broken file) */
+        for (char *c = e->msg; *c; c++)
+            if ((unsigned char)*c < 0x20) *c = ' ';
     }
     return st;
 }
