@@ -207,6 +207,14 @@ st=$(req "$P" POST /v1/chat/completions "{\"messages\": [{\"role\": \"user\", \"
 cached=$(j "$tmp/body" 'd["usage"]["prompt_tokens_details"]["cached_tokens"]')
 check "the next chat turn reuses the cached prefix" '[ "$st" = 200 ] && [ "$cached" -ge $((p1 - 1)) ]' \
     "cached $cached of turn 1's $p1: $(cat "$tmp/body")"
+# the same prompt again after a long answer: its slot holds the whole prompt (a short share of
+# what the slot holds, but nothing to prefill)
+again='{"prompt": "Once upon a time", "max_tokens": 40, "ignore_eos": true}'
+req "$P" POST /v1/completions "$again" >/dev/null
+st=$(req "$P" POST /v1/completions "$again")
+check "the same prompt again reuses the slot that holds it" \
+    '[ "$st" = 200 ] && [ "$(j $tmp/body "d[\"usage\"][\"prompt_tokens_details\"][\"cached_tokens\"] >= d[\"usage\"][\"prompt_tokens\"] - 1")" = true ]' \
+    "$(cat "$tmp/body")"
 
 # errors: the status, and the error object's param and code
 check "invalid JSON: 400 invalid_json" 'err_is 400 "$(req $P POST /v1/chat/completions "{\"messages\": [")" null invalid_json'

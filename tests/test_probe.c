@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kernels/kernels.h"
 #include "runtime/probe.h"
 
 /* ---------------------------------------------------------------- fake sysfs trees */
@@ -237,6 +238,12 @@ int main(void) {
     double p2 = l8_probe_int8_peak(pool, 0.02);
     printf("int8 peak: 1 thread %.0f GOPS, 2 threads %.0f GOPS\n", p1, p2);
     assert(isfinite(p1) && p1 > 0 && isfinite(p2) && p2 > 0);
+    /* AMX: measured exactly when the amx kernel level exists; one tdpbssd does 256 times the
+     * work of a vpdpbusd, so even at a fraction of its rate it is far above the vector peak */
+    double a1 = l8_probe_amx_peak(NULL, 0.02), a2 = l8_probe_amx_peak(pool, 0.02);
+    printf("AMX peak: 1 thread %.0f GOPS, 2 threads %.0f GOPS\n", a1, a2);
+    if (l8_kernels_for(L8_ISA_AMX)) assert(isfinite(a1) && a1 > 2 * p1 && isfinite(a2) && a2 > 0);
+    else assert(a1 == 0 && a2 == 0);
 
     l8_pool_free(pool);
     printf("ok\n");

@@ -85,16 +85,20 @@ uint16_t l8_f32_to_bf16(float f) {
 void l8_tensor_row_f32(const l8_tensor *t, int64_t r, float *out) {
     int64_t n = t->ndim == 1 ? t->shape[0] : t->shape[1];
     size_t off = (size_t)(r * n);
+    /* Safetensors puts a tensor at any byte offset, so its elements may be
+     * misaligned: load them bytewise. */
+    const unsigned char *p = (const unsigned char *)t->data;
     switch (t->dtype) {
-    case L8_DTYPE_F32: memcpy(out, (const float *)t->data + off, (size_t)n * sizeof(float)); break;
-    case L8_DTYPE_F16: {
-        const uint16_t *p = (const uint16_t *)t->data + off;
-        for (int64_t i = 0; i < n; i++) out[i] = l8_f16_to_f32(p[i]);
-        break;
-    }
+    case L8_DTYPE_F32: memcpy(out, p + off * sizeof(float), (size_t)n * sizeof(float)); break;
+    case L8_DTYPE_F16:
     case L8_DTYPE_BF16: {
-        const uint16_t *p = (const uint16_t *)t->data + off;
-        for (int64_t i = 0; i < n; i++) out[i] = l8_bf16_to_f32(p[i]);
+        p += off * 2;
+        int f16 = t->dtype == L8_DTYPE_F16;
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            out[i] = f16 ? l8_f16_to_f32(h) : l8_bf16_to_f32(h);
+        }
         break;
     }
     default: break;

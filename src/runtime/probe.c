@@ -2,6 +2,8 @@
  * probe.h). */
 #include "runtime/probe.h"
 
+#include "kernels/kernels.h"
+
 #include <ctype.h>
 #include <pthread.h>
 #include <sched.h>
@@ -407,6 +409,80 @@ double l8_probe_int8_peak(l8_pool *pool, double seconds) {
     for (int i = 0; i < nth; i++) total += j->rate[i];
     free(j);
     return total * 2 / 1e9;
+}
+
+#if L8_X86
+/* AMX-INT8: four independent tdpbssd (C0..C3 += A4|A5 . B6|B7) on full 16 x 64-byte tiles, the
+ * pattern of the amx level's matmuls without their loads; 16 x 16 x 64 multiply-adds each.
+ * Written as assembly like the kernels (no -mamx flags). */
+typedef struct amx_probe_cfg {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_probe_cfg;
+
+static uint64_t int8_amx(uint64_t iters, uint64_t *sink) {
+    amx_probe_cfg c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int i = 0; i < 8; i++) c.colsb[i] = 64, c.rows[i] = 16;
+    int8_t src[16 * 64] __attribute__((aligned(64)));
+    int32_t out[16 * 16] __attribute__((aligned(64)));
+    for (int i = 0; i < 16 * 64; i++) src[i] = (int8_t)(i * 7);
+    const int64_t s64 = 64;
+    __asm__ volatile("ldtilecfg %0" ::"m"(c));
+    __asm__ volatile("tilezero %%tmm0\n\ttilezero %%tmm1\n\ttilezero %%tmm2\n\ttilezero %%tmm3\n\t"
+                     "tileloadd (%[p],%[s],1), %%tmm4\n\ttileloadd (%[p],%[s],1), %%tmm5\n\t"
+                     "tileloadd (%[p],%[s],1), %%tmm6\n\ttileloadd (%[p],%[s],1), %%tmm7" ::[p] "r"(src),
+                     [s] "r"(s64)
+                     : "memory");
+    for (uint64_t i = 0; i < iters; i++)
+        __asm__ volatile("tdpbssd %%tmm6, %%tmm4, %%tmm0\n\ttdpbssd %%tmm7, %%tmm4, %%tmm1\n\t"
+                         "tdpbssd %%tmm6, %%tmm5, %%tmm2\n\ttdpbssd %%tmm7, %%tmm5, %%tmm3" ::
+                             : "memory");
+    __asm__ volatile("tilestored %%tmm0, (%[p],%[s],1)\n\ttilerelease" ::[p] "r"(out), [s] "r"(s64) : "memory");
+    *sink += (uint64_t)(uint32_t)out[0];
+    return iters * 4 * 16 * 16 * 64;
+}
+
+typedef struct amx_job {
+    double seconds, rate[MAX_THREADS];
+    uint64_t sink[MAX_THREADS];
+} amx_job;
+
+static void amx_fn(void *ctx, int ith, int nth) {
+    (void)nth;
+    amx_job *j = ctx;
+    uint64_t macs = 0;
+    double t0 = now_s(), t;
+    do {
+        macs += int8_amx(2000, &j->sink[ith]);
+        t = now_s();
+    } while (t - t0 < j->seconds);
+    j->rate[ith] = (double)macs / (t - t0);
+}
+#endif
+
+double l8_probe_amx_peak(l8_pool *pool, double seconds) {
+#if L8_X86
+    if (!l8_kernels_for(L8_ISA_AMX)) return 0; /* no AMX-INT8, or the OS did not grant its state */
+    if (seconds <= 0) seconds = 0.2;
+    int nth = pool ? l8_pool_size(pool) : 1;
+    if (nth > MAX_THREADS) return 0;
+    amx_job *j = calloc(1, sizeof *j);
+    if (!j) return 0;
+    j->seconds = 0.02;
+    run(pool, amx_fn, j);
+    j->seconds = seconds;
+    run(pool, amx_fn, j);
+    double total = 0;
+    for (int i = 0; i < nth; i++) total += j->rate[i];
+    free(j);
+    return total * 2 / 1e9;
+#else
+    (void)pool, (void)seconds;
+    return 0;
+#endif
 }
 
 /* ---------------------------------------------------------------- CPU topology */

@@ -30,6 +30,13 @@ double l8_probe_read_bandwidth(l8_pool *pool, size_t bytes, int repeats);
  */
 double l8_probe_int8_peak(l8_pool *pool, double seconds);
 
+/*
+ * Peak of Intel's AMX-INT8 tiles in GOPS (tdpbssd on tiles that never leave the tile registers,
+ * as above), or 0 when the CPU or the OS does not offer them (then the kernels do not use them
+ * either). The amx kernel level runs prefill on them, so this is that level's roof.
+ */
+double l8_probe_amx_peak(l8_pool *pool, double seconds);
+
 /* The kernels the probes use on this CPU: "avx512vnni" / "avx2" / "i8mm" / "dotprod" / "neon" / "c"
  * and "avx512" / "avx2" / "neon" / "c". */
 const char *l8_probe_int8_kernel(void);

@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -208,6 +209,16 @@ static route find_route(const char *url, bool *post) {
 
 /* An answer known before the body is read: wrong path, method, key, or a declared size beyond
  * the limit. Returns 0 when the request may go on. */
+/* The Content-Length the client declared (0 without one; "too large" when unreadable). */
+static unsigned long long declared_length(struct MHD_Connection *c) {
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (!cl) return 0;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(cl, &end, 10);
+    return errno || end == cl ? ULLONG_MAX : n;
+}
+
 static unsigned early_status(l8_server *S, struct MHD_Connection *c, const char *url, const char *method) {
     bool post = false;
     route r = find_route(url, &post);
@@ -217,13 +228,7 @@ static unsigned early_status(l8_server *S, struct MHD_Connection *c, const char 
     /* /health is for probes; / is a static page that asks for the key itself (a browser cannot
      * attach a bearer token to a navigation) and calls the API with it */
     if (r != ROUTE_HEALTH && r != ROUTE_PAGE && !authorized(S, c)) return 401;
-    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl) {
-        char *end;
-        errno = 0;
-        unsigned long long n = strtoull(cl, &end, 10);
-        if (errno || end == cl || n > S->o.max_body) return 413;
-    }
+    if (declared_length(c) > S->o.max_body) return 413;
     return 0;
 }
 
@@ -269,8 +274,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *state = rq;
         const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
         unsigned st = early_status(S, c, url, method);
-        /* a client that waits for "100 Continue" gets the refusal instead, without sending */
-        if (st && expect && !strcasecmp(expect, "100-continue")) {
+        /* a client that waits for "100 Continue" gets the refusal instead, without sending; so
+         * does one that declares more than would be drained (its connection closes after) */
+        if (st && ((expect && !strcasecmp(expect, "100-continue")) ||
+                   (st == 413 && declared_length(c) / DRAIN_FACTOR > S->o.max_body))) {
             rq->answered = true;
             watch_mark(S, c, false);
             return answer_status(S, c, st, url, method);

@@ -195,7 +195,8 @@ static int32_t common_prefix(llm8_session *s, const int32_t *ids, int32_t n) {
  * its prompt (the previous turn of the same chat). When that prefix is less than half of what
  * the slot holds (only BOS and a role header, say), taking the slot would throw away most of
  * another conversation's cache for little: the job takes the least recently used slot instead,
- * an empty one first. Under S->mu. */
+ * an empty one first; unless the slot holds the whole prompt (the same request again, with a
+ * long answer after it), which then costs no prefill at all. Under S->mu. */
 static void assign(l8_sched *S) {
     /* jobs whose clients left while they waited give their places back at once */
     for (l8_job **p = &S->head, *prev = NULL; *p;) {
@@ -227,7 +228,7 @@ static void assign(l8_sched *S) {
             int32_t k = common_prefix(sl->s, j->ids, j->n_ids);
             if (k > best_k || (k == best_k && sl->last_used < S->slots[best].last_used)) best = i, best_k = k;
         }
-        if ((int64_t)best_k * 2 < llm8_session_n_past(S->slots[best].s)) {
+        if (best_k < j->n_ids - 1 && (int64_t)best_k * 2 < llm8_session_n_past(S->slots[best].s)) {
             for (int i = 0; i < S->n_slots; i++)
                 if (S->slots[i].state == SLOT_FREE && S->slots[i].last_used < S->slots[best].last_used) best = i;
             best_k = common_prefix(S->slots[best].s, j->ids, j->n_ids);

@@ -96,7 +96,8 @@ if (cmd === 'cut-stream' || cmd === 'cut-wait') {
       s.on('data', d => {
         data += d.toString();
         events = (data.match(/^data: /gm) || []).length;
-        if (events >= after) res();
+        // enough events; or a refusal (503 when the queue is full), which keeps the connection
+        if (events >= after || (status(data) && status(data) !== 200 && data.includes('\r\n\r\n'))) res();
       });
       end.then(res);
     });
