@@ -1,5 +1,5 @@
 /* Quantized matmul speed of the kernel levels, one thread, at Llama-3.2-3B shapes.
- * Usage: bench_kernels [scalar|avx2|avx512 ...]   (default: every SIMD level of this machine)
+ * Usage: bench_kernels [scalar|avx2|avxvnni|avx512|amx ...]   (default: every SIMD level of this machine)
  *
  * GEMV (one token, decode) is reported as GB/s of weight bytes streamed (data + scales), twice:
  * "hot" repeats one matrix (it stays in the last-level cache when it fits) and "cold" cycles

@@ -119,6 +119,7 @@ static bool level_ok(const cpu_features *f, l8_isa isa) {
     switch (isa) {
     case L8_ISA_SCALAR: return true;
     case L8_ISA_AVX2: return f->avx2 && f->fma && f->f16c && f->os_ymm;
+    case L8_ISA_AVXVNNI: return level_ok(f, L8_ISA_AVX2) && f->avxvnni;
     case L8_ISA_AVX512:
         return level_ok(f, L8_ISA_AVX2) && f->avx512f && f->avx512bw && f->avx512vl && f->avx512vnni && f->os_zmm;
     case L8_ISA_AMX: return level_ok(f, L8_ISA_AVX512) && f->amx_tile && f->amx_int8 && f->os_amx;
@@ -133,6 +134,7 @@ const char *l8_isa_name(l8_isa isa) {
     switch (isa) {
     case L8_ISA_SCALAR: return "scalar";
     case L8_ISA_AVX2: return "avx2";
+    case L8_ISA_AVXVNNI: return "avxvnni";
     case L8_ISA_AVX512: return "avx512";
     case L8_ISA_NEON: return "neon";
     case L8_ISA_DOTPROD: return "dotprod";
@@ -151,7 +153,7 @@ static void append(char *buf, size_t cap, const char *s) {
 #if defined(__aarch64__)
 #define LEVEL_NAMES "scalar|neon|dotprod|i8mm"
 #elif defined(__x86_64__)
-#define LEVEL_NAMES "scalar|avx2|avx512|amx"
+#define LEVEL_NAMES "scalar|avx2|avxvnni|avx512|amx"
 #else
 #define LEVEL_NAMES "scalar"
 #endif
@@ -171,6 +173,10 @@ static void init_once(void) {
     if (level_ok(&g_cpu, L8_ISA_AVX2)) {
         l8_kernels_fill_avx2(&g_tables[L8_ISA_AVX2]);
         g_avail[L8_ISA_AVX2] = true;
+    }
+    if (level_ok(&g_cpu, L8_ISA_AVXVNNI)) {
+        l8_kernels_fill_avxvnni(&g_tables[L8_ISA_AVXVNNI]);
+        g_avail[L8_ISA_AVXVNNI] = true;
     }
     if (level_ok(&g_cpu, L8_ISA_AVX512)) {
         l8_kernels_fill_avx512(&g_tables[L8_ISA_AVX512]);

@@ -1,10 +1,11 @@
 /*
  * The compute kernels of the runtime behind one dispatch table, filled once from the CPU's
  * features (dispatch.c). Levels: scalar (ref.c: the src/quant reference plus plain C float
- * helpers), avx2 (AVX2 + FMA + F16C, x86_avx2.c), avx512 (AVX-512 F/BW/VL/VNNI with the OS
+ * helpers), avx2 (AVX2 + FMA + F16C, x86_avx2.c), avxvnni (avx2 with AVX-VNNI matmuls, same
+ * file), avx512 (AVX-512 F/BW/VL/VNNI with the OS
  * saving ZMM state, x86_avx512.c) and amx (avx512 with the quantized matmuls of 16 tokens or more
  * on AMX-INT8 tiles, when the CPU has them and the OS grants their state; same file). The
- * environment variable LLM8_ISA=scalar|avx2|avx512|amx forces
+ * environment variable LLM8_ISA=scalar|avx2|avxvnni|avx512|amx forces
  * a lower level than the best available one (an unavailable level falls back and says so in
  * l8_kernels_describe).
  * On aarch64 the levels are scalar, neon (ARMv8.0 Advanced SIMD, arm_neon.c), dotprod (+ SDOT,
@@ -62,11 +63,13 @@
 
 #include "model/tensor.h"
 
-/* x86 levels, then aarch64 ones (neon: ARMv8.0 Advanced SIMD; dotprod: + SDOT, ARMv8.2, the
+/* Within each architecture a later level is preferred (dispatch.c takes the last one available).
+ * x86 levels, then aarch64 ones (neon: ARMv8.0 Advanced SIMD; dotprod: + SDOT, ARMv8.2, the
  * RK3588's A55/A76; i8mm: + SMMLA, ARMv8.6); a build has only its own architecture's. */
 typedef enum l8_isa {
     L8_ISA_SCALAR = 0,
     L8_ISA_AVX2,
+    L8_ISA_AVXVNNI, /* x86: avx2 with AVX-VNNI's 256-bit vpdpbusd in the matmuls (x86_avx2.c) */
     L8_ISA_AVX512,
     L8_ISA_NEON,
     L8_ISA_DOTPROD,
@@ -160,6 +163,7 @@ void l8_kernels_matmul(float *out, const int8_t *xq, const float *xs, int64_t n,
 /* ---- internal: the per-level table fillers and the shared scalar pieces (kernels/ only) ---- */
 void l8_kernels_fill_scalar(l8_kernels *k);
 void l8_kernels_fill_avx2(l8_kernels *k);   /* x86_64 only */
+void l8_kernels_fill_avxvnni(l8_kernels *k); /* x86_64 only: the avx2 table with vpdpbusd matmuls */
 void l8_kernels_fill_avx512(l8_kernels *k); /* x86_64 only */
 void l8_kernels_fill_amx(l8_kernels *k);    /* x86_64 only: the avx512 table with AMX matmuls */
 int l8_kernels_amx_permit(void);            /* x86_64 only: asks the OS for AMX state; 1 if granted */

@@ -1,5 +1,7 @@
 /* The avx2 level (AVX2 + FMA + F16C, no VNNI): activation quantization, quantized matmuls with
- * vpmaddubsw, and the float helpers (also used by the avx512 level).
+ * vpmaddubsw, and the float helpers (also used by the avx512 level); and the avxvnni level, the
+ * same with AVX-VNNI's 256-bit vpdpbusd in the matmuls (CPUs with AVX-VNNI but no AVX-512:
+ * Alder Lake and later client cores, Zen 5 desktop parts).
  *
  * vpmaddubsw multiplies unsigned by signed bytes and adds adjacent pairs into int16 WITH
  * saturation, so the operands must keep every pair sum below 2^15:
@@ -8,6 +10,11 @@
  *   Q4: the stored nibble q + 8 (0..15) times x: pairs <= 2·15·127 = 3810, so up to 8 such
  *       results (one 32-column group) add up in int16 (<= 30480) before one vpmaddwd widens
  *       them; the +8 offset is removed with 8 · (sum of x over the group), as in x86_avx512.c.
+ * vpdpbusd (avxvnni) multiplies unsigned by signed bytes and adds groups of four into int32
+ * without saturation: Q8 weights go in as w + 128 (one xor per weight load, shared by the block's
+ * tokens) and 128 · (sum of x over the group) comes off once per group; Q4 nibbles go in as they
+ * are, as above. It is written as assembly, so this file needs no -mavxvnni (with which the
+ * compiler could put VNNI instructions into the avx2 level's code too).
  * Blocks of up to 4 tokens per weight load (16 ymm registers bound it). The float rescale is
  * the reference's ((float)acc * ws) * xs, so outputs are bit-identical to l8_q_matmul_ref.
  * The float helpers follow the canonical evaluation order of kernels.h bit for bit. */
@@ -104,17 +111,24 @@ L8_INLINE __m256 load_scales8(const void *scales, int64_t at, int q4) {
     return _mm256_loadu_ps((const float *)scales + at);
 }
 
-/* xcorr[t * ng + g] = 8 * (sum of token t's activations over group g's blocks), for Q4. */
-static void group_corrections(int32_t *xcorr, const int8_t *xq, int64_t nt, const l8_qgeom *g) {
+/* xcorr[t * ng + g] = mult * (sum of token t's activations over group g's blocks): the offset
+ * of the unsigned weight operand (8 for Q4 nibbles, 128 for Q8 bytes under vpdpbusd). */
+static void group_corrections(int32_t *xcorr, const int8_t *xq, int64_t nt, const l8_qgeom *g, int32_t mult) {
     for (int64_t t = 0; t < nt; t++) {
         const int8_t *x = xq + t * g->kp;
         for (int64_t gi = 0; gi < g->ng; gi++) {
             int64_t c0 = gi * g->gb * g->cpb, c1 = (gi * g->gb + g->gb < g->nb ? gi * g->gb + g->gb : g->nb) * g->cpb;
             int32_t s = 0;
             for (int64_t c = c0; c < c1; c++) s += x[c];
-            xcorr[t * g->ng + gi] = s * 8;
+            xcorr[t * g->ng + gi] = s * mult;
         }
     }
+}
+
+/* acc + u (unsigned bytes) . s (signed bytes), four products per int32 lane: VEX vpdpbusd. */
+L8_INLINE __m256i dpbusd(__m256i acc, __m256i u, __m256i s) {
+    __asm__("%{vex%} vpdpbusd %[s], %[u], %[acc]" : [acc] "+x"(acc) : [u] "x"(u), [s] "x"(s));
+    return acc;
 }
 
 L8_INLINE __m256 rescale_add(__m256 o, __m256i acc, int32_t corr, __m256 ws, float xs) {
@@ -136,10 +150,10 @@ L8_INLINE void store_rows(float *out, __m256 lo, __m256 hi, int nr) {
 }
 
 /* One tile (two 8-row halves) against T tokens (T constant after inlining). */
-L8_INLINE void tile_tokens(const int T, const int q4, const l8_qgeom *g, const uint8_t *wt, const void *sc,
-                           int64_t sc0, const int8_t *x, const float *xs, const int32_t *xcorr, float *out,
-                           int64_t ldo, int nr) {
-    const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(0x0F);
+L8_INLINE void tile_tokens(const int T, const int q4, const int vnni, const l8_qgeom *g, const uint8_t *wt,
+                           const void *sc, int64_t sc0, const int8_t *x, const float *xs, const int32_t *xcorr,
+                           float *out, int64_t ldo, int nr) {
+    const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(0x0F), flip = _mm256_set1_epi8(-128);
     __m256 o[TOK_BLOCK][2];
     __m256i acc[TOK_BLOCK][2];
 #pragma GCC unroll 4
@@ -148,7 +162,29 @@ L8_INLINE void tile_tokens(const int T, const int q4, const l8_qgeom *g, const u
         int64_t b0 = gi * g->gb, b1 = b0 + g->gb < g->nb ? b0 + g->gb : g->nb;
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) acc[t][0] = acc[t][1] = _mm256_setzero_si256();
-        if (q4) {
+        if (vnni) {
+            for (int64_t b = b0; b < b1; b++) {
+                __m256i v0 = load256(wt + b * 64), v1 = load256(wt + b * 64 + 32);
+                if (q4) {
+                    __m256i lo0 = _mm256_and_si256(v0, low4), hi0 = _mm256_and_si256(_mm256_srli_epi16(v0, 4), low4);
+                    __m256i lo1 = _mm256_and_si256(v1, low4), hi1 = _mm256_and_si256(_mm256_srli_epi16(v1, 4), low4);
+#pragma GCC unroll 4
+                    for (int t = 0; t < T; t++) {
+                        __m256i xl = bcast4(x + t * g->kp + b * 8), xh = bcast4(x + t * g->kp + b * 8 + 4);
+                        acc[t][0] = dpbusd(dpbusd(acc[t][0], lo0, xl), hi0, xh);
+                        acc[t][1] = dpbusd(dpbusd(acc[t][1], lo1, xl), hi1, xh);
+                    }
+                } else {
+                    __m256i u0 = _mm256_xor_si256(v0, flip), u1 = _mm256_xor_si256(v1, flip);
+#pragma GCC unroll 4
+                    for (int t = 0; t < T; t++) {
+                        __m256i xb = bcast4(x + t * g->kp + b * 4);
+                        acc[t][0] = dpbusd(acc[t][0], u0, xb);
+                        acc[t][1] = dpbusd(acc[t][1], u1, xb);
+                    }
+                }
+            }
+        } else if (q4) {
             for (int64_t b = b0; b < b1;) {
                 int64_t be = b + 4 < b1 ? b + 4 : b1; /* <= 8 vpmaddubsw results per int16 lane */
                 __m256i s16[TOK_BLOCK][2];
@@ -190,7 +226,7 @@ L8_INLINE void tile_tokens(const int T, const int q4, const l8_qgeom *g, const u
         __m256 ws0 = load_scales8(sc, sc0 + gi * 16, q4), ws1 = load_scales8(sc, sc0 + gi * 16 + 8, q4);
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) {
-            int32_t corr = q4 ? xcorr[t * g->ng + gi] : 0;
+            int32_t corr = q4 || vnni ? xcorr[t * g->ng + gi] : 0;
             o[t][0] = rescale_add(o[t][0], acc[t][0], corr, ws0, xs[t]);
             o[t][1] = rescale_add(o[t][1], acc[t][1], corr, ws1, xs[t]);
         }
@@ -199,17 +235,18 @@ L8_INLINE void tile_tokens(const int T, const int q4, const l8_qgeom *g, const u
     for (int t = 0; t < T; t++) store_rows(out + t * ldo, o[t][0], o[t][1], nr);
 }
 
-L8_INLINE void tile_block(const int q4, int T, const l8_qgeom *g, const uint8_t *wt, const void *sc, int64_t sc0,
-                          const int8_t *x, const float *xs, const int32_t *xcorr, float *out, int64_t ldo, int nr) {
+L8_INLINE void tile_block(const int q4, const int vnni, int T, const l8_qgeom *g, const uint8_t *wt, const void *sc,
+                          int64_t sc0, const int8_t *x, const float *xs, const int32_t *xcorr, float *out, int64_t ldo,
+                          int nr) {
     switch (T) {
-    case 4: tile_tokens(4, q4, g, wt, sc, sc0, x, xs, xcorr, out, ldo, nr); break;
-    case 3: tile_tokens(3, q4, g, wt, sc, sc0, x, xs, xcorr, out, ldo, nr); break;
-    case 2: tile_tokens(2, q4, g, wt, sc, sc0, x, xs, xcorr, out, ldo, nr); break;
-    default: tile_tokens(1, q4, g, wt, sc, sc0, x, xs, xcorr, out, ldo, nr); break;
+    case 4: tile_tokens(4, q4, vnni, g, wt, sc, sc0, x, xs, xcorr, out, ldo, nr); break;
+    case 3: tile_tokens(3, q4, vnni, g, wt, sc, sc0, x, xs, xcorr, out, ldo, nr); break;
+    case 2: tile_tokens(2, q4, vnni, g, wt, sc, sc0, x, xs, xcorr, out, ldo, nr); break;
+    default: tile_tokens(1, q4, vnni, g, wt, sc, sc0, x, xs, xcorr, out, ldo, nr); break;
     }
 }
 
-L8_INLINE void matmul_avx2(const int q4, float *out, const int8_t *xq, const float *xs, int64_t n,
+L8_INLINE void matmul_avx2(const int q4, const int vnni, float *out, const int8_t *xq, const float *xs, int64_t n,
                            const l8_tensor *w, int64_t r0, int64_t r1) {
     l8_qgeom g;
     if (!l8_qgeom_init(&g, w) || g.ng > XCORR_CAP) {
@@ -219,13 +256,14 @@ L8_INLINE void matmul_avx2(const int q4, float *out, const int8_t *xq, const flo
     if (r1 > g.rows) r1 = g.rows;
     if (n <= 0 || r0 >= r1) return;
     int32_t xcorr[XCORR_CAP];
-    int64_t chunk = q4 ? XCORR_CAP / g.ng : n;
+    const int corr = q4 || vnni;
+    int64_t chunk = corr ? XCORR_CAP / g.ng : n;
     int64_t tile_bytes = q4 ? 8 * g.kp : 16 * g.kp;
     const uint8_t *data = (const uint8_t *)w->data;
     for (int64_t t0 = 0; t0 < n; t0 += chunk) {
         int64_t nt = n - t0 < chunk ? n - t0 : chunk;
         const int8_t *x0 = xq + t0 * g.kp;
-        if (q4) group_corrections(xcorr, x0, nt, &g);
+        if (corr) group_corrections(xcorr, x0, nt, &g, q4 ? 8 : 128);
         for (int64_t tile = r0 / L8_TILE_ROWS; tile * L8_TILE_ROWS < r1; tile++) {
             int64_t rb = tile * L8_TILE_ROWS;
             int nr = r1 - rb < L8_TILE_ROWS ? (int)(r1 - rb) : L8_TILE_ROWS;
@@ -233,8 +271,8 @@ L8_INLINE void matmul_avx2(const int q4, float *out, const int8_t *xq, const flo
             int64_t sc0 = tile * g.ng * L8_TILE_ROWS;
             for (int64_t tb = 0; tb < nt; tb += TOK_BLOCK) {
                 int T = nt - tb < TOK_BLOCK ? (int)(nt - tb) : TOK_BLOCK;
-                tile_block(q4, T, &g, wt, w->scales, sc0, x0 + tb * g.kp, xs + t0 + tb,
-                           q4 ? xcorr + tb * g.ng : xcorr, out + (t0 + tb) * g.rows + rb, g.rows, nr);
+                tile_block(q4, vnni, T, &g, wt, w->scales, sc0, x0 + tb * g.kp, xs + t0 + tb,
+                           corr ? xcorr + tb * g.ng : xcorr, out + (t0 + tb) * g.rows + rb, g.rows, nr);
             }
         }
     }
@@ -242,12 +280,22 @@ L8_INLINE void matmul_avx2(const int q4, float *out, const int8_t *xq, const flo
 
 static void matmul_q8_avx2(float *out, const int8_t *xq, const float *xs, int64_t n, const l8_tensor *w, int64_t r0,
                            int64_t r1) {
-    matmul_avx2(0, out, xq, xs, n, w, r0, r1);
+    matmul_avx2(0, 0, out, xq, xs, n, w, r0, r1);
 }
 
 static void matmul_q4_avx2(float *out, const int8_t *xq, const float *xs, int64_t n, const l8_tensor *w, int64_t r0,
                            int64_t r1) {
-    matmul_avx2(1, out, xq, xs, n, w, r0, r1);
+    matmul_avx2(1, 0, out, xq, xs, n, w, r0, r1);
+}
+
+static void matmul_q8_avxvnni(float *out, const int8_t *xq, const float *xs, int64_t n, const l8_tensor *w, int64_t r0,
+                              int64_t r1) {
+    matmul_avx2(0, 1, out, xq, xs, n, w, r0, r1);
+}
+
+static void matmul_q4_avxvnni(float *out, const int8_t *xq, const float *xs, int64_t n, const l8_tensor *w, int64_t r0,
+                              int64_t r1) {
+    matmul_avx2(1, 1, out, xq, xs, n, w, r0, r1);
 }
 
 /* ---------------------------------------------------------------- float helpers */
@@ -490,6 +538,14 @@ void l8_kernels_fill_avx2(l8_kernels *k) {
     k->f16_to_f32 = f16_to_f32_avx2;
     k->attn_f16 = attn_f16_avx2;
     k->fwht = l8_fwht_scalar;
+}
+
+void l8_kernels_fill_avxvnni(l8_kernels *k) {
+    l8_kernels_fill_avx2(k);
+    k->isa = L8_ISA_AVXVNNI;
+    k->name = "avxvnni";
+    k->matmul_q8 = matmul_q8_avxvnni;
+    k->matmul_q4 = matmul_q4_avxvnni;
 }
 
 #endif
