@@ -333,6 +333,44 @@ static void check_switching(void) {
         free(want_r4.logits);
     }
 
+    /* a saved state names the adapter its keys and values were made with */
+    {
+        llm8_session *a, *b;
+        assert(llm8_session_create(m, NULL, &a, err, sizeof err) == LLM8_STATUS_OK);
+        assert(llm8_session_create(m, NULL, &b, err, sizeof err) == LLM8_STATUS_OK);
+        assert(llm8_session_set_lora(a, r8, 0.75f) == LLM8_STATUS_OK);
+        assert(llm8_session_eval(a, IDS, 8, NULL, false) == LLM8_STATUS_OK);
+        char *state = tmp_path("lora.state"), *plain = tmp_path("plain.state");
+        CHECK(llm8_session_save(a, state) == LLM8_STATUS_OK, "save: %s", llm8_session_last_error(a));
+        struct {
+            llm8_lora *a;
+            float scale;
+            llm8_status want;
+            const char *needle;
+        } loads[] = {{NULL, 0, LLM8_STATUS_INVALID_ARGUMENT, "saved with a LoRA adapter; this session has none"},
+                     {r4, 0.75f, LLM8_STATUS_INVALID_ARGUMENT, "uses another adapter or scale"},
+                     {r8, 1.0f, LLM8_STATUS_INVALID_ARGUMENT, "uses another adapter or scale"},
+                     {r8, 0.75f, LLM8_STATUS_OK, NULL}};
+        for (size_t i = 0; i < sizeof loads / sizeof *loads; i++) {
+            assert(llm8_session_set_lora(b, loads[i].a, loads[i].scale) == LLM8_STATUS_OK);
+            llm8_status st = llm8_session_load(b, state);
+            CHECK(st == loads[i].want && (!loads[i].needle || strstr(llm8_session_last_error(b), loads[i].needle)),
+                  "load %zu: status %d, %s", i, (int)st, llm8_session_last_error(b));
+        }
+        CHECK(llm8_session_n_past(b) == 8, "the matching load restores 8 tokens (%d)", llm8_session_n_past(b));
+        /* and the other way round: a state made without one refuses a session that uses one */
+        assert(llm8_session_set_lora(a, NULL, 0) == LLM8_STATUS_OK);
+        llm8_session_reset(a);
+        assert(llm8_session_eval(a, IDS, 4, NULL, false) == LLM8_STATUS_OK);
+        assert(llm8_session_save(a, plain) == LLM8_STATUS_OK);
+        CHECK(llm8_session_load(b, plain) == LLM8_STATUS_INVALID_ARGUMENT &&
+                  strstr(llm8_session_last_error(b), "saved without a LoRA adapter; this session uses one"),
+              "plain state into an adapted session: %s", llm8_session_last_error(b));
+        printf("  saved states: loaded only with the adapter and scale they were made with\n");
+        llm8_session_free(a);
+        llm8_session_free(b);
+    }
+
     /* refusals */
     llm8_model *m2;
     assert(llm8_model_load(LLAMA3, &m2, err, sizeof err) == LLM8_STATUS_OK);

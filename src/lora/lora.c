@@ -69,6 +69,24 @@ static llm8_status to_rotated_basis(const llm8_model *m, l8_peft *p, l8_err *e) 
     return LLM8_STATUS_OK;
 }
 
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static uint64_t fingerprint(const l8_peft *p) {
+    uint64_t h = fnv(0xcbf29ce484222325ull, &p->rank, sizeof p->rank);
+    for (size_t i = 0; i < (size_t)p->n_layer * L8_LORA_N_TARGETS; i++) {
+        const l8_lora_pair *pr = &p->pairs[i];
+        if (!pr->a) continue;
+        h = fnv(h, &i, sizeof i);
+        h = fnv(h, pr->a, (size_t)(p->rank * pr->in) * sizeof(float));
+        h = fnv(h, pr->bt, (size_t)(p->rank * pr->out) * sizeof(float));
+    }
+    return h;
+}
+
 llm8_status llm8_lora_load(const llm8_model *model, const char *path, llm8_lora **out, char *err, size_t errcap) {
     l8_err e = {""};
     llm8_status st = LLM8_STATUS_OK;
@@ -86,6 +104,7 @@ llm8_status llm8_lora_load(const llm8_model *model, const char *path, llm8_lora 
     }
     st = l8_peft_load(path, &model->info, &lo->p, &e);
     if (!st && model->file.rotated) st = to_rotated_basis(model, &lo->p, &e);
+    if (!st) lo->p.fingerprint = fingerprint(&lo->p);
     if (st) {
         llm8_lora_free(lo);
         l8_err_copy(&e, err, errcap);

@@ -50,6 +50,8 @@ typedef struct l8_peft {
     uint32_t targets;          /* mask of l8_lora_target */
     int32_t n_layers_adapted;
     l8_lora_pair *pairs;       /* (n_layer, L8_LORA_N_TARGETS) */
+    uint64_t fingerprint;      /* FNV-1a of the shape and every matrix as applied (lora.c): saved
+                                * session states name the adapter their KV cache was made with */
 } l8_peft;
 
 static inline const l8_lora_pair *l8_peft_pair(const l8_peft *p, int32_t layer, l8_lora_target t) {

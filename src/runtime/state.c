@@ -2,7 +2,10 @@
  * Saved session state: a small header, the context's token ids, the KV cache rows of the used
  * positions, and the conversation as JSON. Layout (little-endian):
  *   char magic[8] "LLM8SES1"; u32 version 1; u32 kv_f16;
- *   u32 n_layer, n_kv_dim, n_vocab; u64 weight_bytes;   (the model it belongs to)
+ *   u32 n_layer, n_kv_dim, n_vocab; u32 lora; u64 weight_bytes;   (the model it belongs to;
+ *     lora: 0 without an adapter, else a fingerprint of the adapter and its factor, since the
+ *     keys and values depend on them; it fills what was padding, so files from before it read
+ *     as made without an adapter)
  *   u32 n_past; u32 messages_len;
  *   i32 tokens[n_past]; K then V: for each layer, n_past rows of n_kv_dim elements (f16 or f32);
  *   messages_len bytes of JSON (an array; 0 bytes: none); u64 FNV-1a of everything before it.
@@ -19,10 +22,11 @@
 
 typedef struct state_header {
     char magic[8];
-    uint32_t version, kv_f16, n_layer, kv_dim, n_vocab;
+    uint32_t version, kv_f16, n_layer, kv_dim, n_vocab, lora;
     uint64_t weight_bytes;
     uint32_t n_past, messages_len;
 } state_header;
+_Static_assert(sizeof(state_header) == 48, "the header layout of the format comment");
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {
     const unsigned char *b = p;
@@ -47,6 +51,11 @@ static state_header header_of(const llm8_session *s, uint32_t messages_len) {
     memset(&h, 0, sizeof h); /* padding included: headers are compared and hashed as bytes */
     memcpy(h.magic, "LLM8SES1", 8);
     h.version = 1, h.kv_f16 = s->kv.f16, h.n_layer = (uint32_t)m->n_layer, h.kv_dim = (uint32_t)s->kv.kv_dim;
+    h.lora = 0;
+    if (s->kv.lora) { /* never 0: that is "none" */
+        uint64_t f = fnv(s->kv.lora->p->fingerprint, &s->kv.lora->s, sizeof s->kv.lora->s);
+        h.lora = (uint32_t)(f ^ (f >> 32)) | 1u;
+    }
     h.n_vocab = (uint32_t)m->n_vocab, h.weight_bytes = m->weight_bytes, h.n_past = (uint32_t)s->n_past;
     h.messages_len = messages_len;
     return h;
@@ -122,6 +131,12 @@ llm8_status llm8_session_load(llm8_session *s, const char *path) {
     if (h.kv_f16 != want.kv_f16 || h.n_layer != want.n_layer || h.kv_dim != want.kv_dim || h.n_vocab != want.n_vocab ||
         h.weight_bytes != want.weight_bytes) {
         st = l8_session_fail(s, LLM8_STATUS_INVALID_ARGUMENT, "%s: saved from another model or KV cache type", path);
+        goto out;
+    }
+    if (h.lora != want.lora) {
+        st = l8_session_fail(s, LLM8_STATUS_INVALID_ARGUMENT, "%s: saved %s; this session %s (choose the same before loading)",
+                             path, h.lora ? "with a LoRA adapter" : "without a LoRA adapter",
+                             !want.lora ? "has none" : h.lora ? "uses another adapter or scale" : "uses one");
         goto out;
     }
     if (h.n_past > (uint32_t)s->n_ctx) {
