@@ -257,6 +257,25 @@ static void test_fallback(void) {
     free(out);
     json_decref(req);
 
+    /* tools after the system text; an assistant's calls in Llama 3's form; the tool's result */
+    req = json_loads("{\"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"},"
+                     "{\"role\": \"user\", \"content\": \"Weather?\"},"
+                     "{\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"id\": \"c1\", \"type\": \"function\","
+                     "\"function\": {\"name\": \"get\", \"arguments\": \"{\\\"city\\\": \\\"Oslo\\\"}\"}},"
+                     "{\"id\": \"c2\", \"type\": \"function\", \"function\": {\"name\": \"now\", \"arguments\": \"not json\"}}]},"
+                     "{\"role\": \"tool\", \"tool_call_id\": \"c1\", \"content\": \"4 C\"}],"
+                     "\"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"get\"}}]}",
+                     0, &je);
+    assert(req);
+    opts.add_generation_prompt = true;
+    st = l8_chat_apply(tok, req, &opts, &out, &len, &e);
+    want = "Be brief.\n\nTools: [{\"type\":\"function\",\"function\":{\"name\":\"get\"}}]\n\nUser: Weather?\n"
+           "Assistant: {\"name\":\"get\",\"parameters\":{\"city\":\"Oslo\"}}; {\"name\":\"now\",\"parameters\":\"not json\"}\n"
+           "tool: 4 C\nAssistant:";
+    CHECK(st == LLM8_STATUS_OK && !strcmp(out, want), "fallback with tools: got [%s] (%s)", out ? out : "", e.msg);
+    free(out);
+    json_decref(req);
+
     /* request shapes that are refused */
     static const char *const BAD[] = {
         "[]", "{}", "{\"messages\": {}}", "{\"messages\": [1]}", "{\"messages\": [{\"content\": \"x\"}]}",

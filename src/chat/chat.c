@@ -54,10 +54,32 @@ llm8_status l8_chat_normalize_messages(const json_t *messages, json_t **out, l8_
     return LLM8_STATUS_OK;
 }
 
-llm8_status l8_chat_render_plain(const json_t *messages, bool add_generation_prompt, char **out, size_t *out_len,
-                                 l8_err *e) {
+/* Appends a JSON value in compact form. */
+static bool put_json(l8_buf *b, const json_t *v) {
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    bool ok = s && l8_buf_puts(b, s);
+    free(s);
+    return ok;
+}
+
+/* An OpenAI tool call's function as Llama 3 writes a call: {"name": N, "parameters": ARGS}. */
+static bool put_call(l8_buf *b, const json_t *call) {
+    const json_t *fn = json_object_get(call, "function");
+    if (!fn) fn = call;
+    const json_t *args = json_object_get(fn, "arguments");
+    json_t *parsed = json_is_string(args) ? json_loads(json_string_value(args), JSON_DECODE_ANY, NULL) : NULL;
+    json_t *o = json_object();
+    bool ok = o && !json_object_set(o, "name", json_object_get(fn, "name") ? json_object_get(fn, "name") : json_null()) &&
+              !json_object_set(o, "parameters", parsed ? parsed : args ? (json_t *)args : json_null()) && put_json(b, o);
+    json_decref(parsed);
+    json_decref(o);
+    return ok;
+}
+
+llm8_status l8_chat_render_plain(const json_t *messages, const json_t *tools, bool add_generation_prompt, char **out,
+                                 size_t *out_len, l8_err *e) {
     l8_buf b = {0};
-    bool ok = true;
+    bool ok = true, tools_done = !json_is_array(tools) || !json_array_size(tools);
     *out = NULL;
     if (!json_is_array(messages)) return l8_fail(e, LLM8_STATUS_INVALID_ARGUMENT, "\"messages\" must be an array");
     for (size_t k = 0; k < json_array_size(messages) && ok; k++) {
@@ -70,9 +92,18 @@ llm8_status l8_chat_render_plain(const json_t *messages, bool add_generation_pro
             ok = l8_buf_put(&b, text, len) && l8_buf_puts(&b, "\n\n");
             continue;
         }
+        if (!tools_done) {
+            ok = l8_buf_puts(&b, "Tools: ") && put_json(&b, tools) && l8_buf_puts(&b, "\n\n");
+            tools_done = true;
+        }
         const char *label = !strcmp(role, "user") ? "User" : !strcmp(role, "assistant") ? "Assistant" : role;
-        ok = l8_buf_puts(&b, label) && l8_buf_puts(&b, ": ") && l8_buf_put(&b, text, len) && l8_buf_puts(&b, "\n");
+        ok = ok && l8_buf_puts(&b, label) && l8_buf_puts(&b, ": ") && l8_buf_put(&b, text, len);
+        const json_t *calls = json_object_get(m, "tool_calls");
+        for (size_t i = 0; ok && i < json_array_size(calls); i++)
+            ok = l8_buf_puts(&b, i || len ? "; " : "") && put_call(&b, json_array_get(calls, i));
+        ok = ok && l8_buf_puts(&b, "\n");
     }
+    if (ok && !tools_done) ok = l8_buf_puts(&b, "Tools: ") && put_json(&b, tools) && l8_buf_puts(&b, "\n\n");
     if (ok && add_generation_prompt) ok = l8_buf_puts(&b, "Assistant:");
     if (ok) ok = l8_buf_put(&b, "", 0);
     if (!ok) {
@@ -100,7 +131,7 @@ llm8_status l8_chat_apply(const llm8_tokenizer *tok, const json_t *request, cons
     const char *tmpl = l8_tokenizer_chat_template(tok);
     bool gen = opts ? opts->add_generation_prompt : true;
     if (!tmpl) {
-        st = l8_chat_render_plain(messages, gen, out, out_len, e);
+        st = l8_chat_render_plain(messages, json_is_array(tools) ? tools : NULL, gen, out, out_len, e);
         json_decref(messages);
         return st;
     }

@@ -67,14 +67,19 @@ llm8_status l8_chat_apply(const llm8_tokenizer *tok, const json_t *request, cons
 
 /* The format used when a model has no chat template (the bundled demo model):
  *   each system message:      CONTENT "\n\n"
+ *   tools (a non-empty array): "Tools: " JSON "\n\n" after the leading system messages, JSON
+ *                              the array in compact form
  *   each user message:        "User: " CONTENT "\n"
- *   each assistant message:   "Assistant: " CONTENT "\n"
- *   any other role R:         R ": " CONTENT "\n"
+ *   each assistant message:   "Assistant: " CONTENT "\n"; one with tool_calls: the content (if
+ *                              any) then each call's function as {"name": N, "parameters": ARGS}
+ *                              (Llama 3's form; ARGS parsed from the arguments string when it is
+ *                              JSON), separated by "; "
+ *   any other role R:         R ": " CONTENT "\n" (so "tool: RESULT")
  *   then, with add_generation_prompt, "Assistant:".
  * No BOS is written (tokenizing with LLM8_TOKENIZE_ADD_BOS adds it). messages must already be
- * normalized (string or null contents). */
-llm8_status l8_chat_render_plain(const json_t *messages, bool add_generation_prompt, char **out, size_t *out_len,
-                                 l8_err *e);
+ * normalized (string or null contents); tools may be NULL. */
+llm8_status l8_chat_render_plain(const json_t *messages, const json_t *tools, bool add_generation_prompt, char **out,
+                                 size_t *out_len, l8_err *e);
 
 /* A copy of messages with every content part array joined into one string (see l8_chat_apply),
  * after checking the shapes; *out is a new reference. */

@@ -42,7 +42,7 @@ static void render(const l8_oai_request *r) {
     l8_err e;
     char *out = NULL;
     size_t len = 0;
-    if (l8_chat_render_plain(json_object_get(r->chat, "messages"), true, &out, &len, &e) == LLM8_STATUS_OK) {
+    if (l8_chat_render_plain(json_object_get(r->chat, "messages"), json_object_get(r->chat, "tools"), true, &out, &len, &e) == LLM8_STATUS_OK) {
         fz_touch(out, len);
         free(out);
     }
