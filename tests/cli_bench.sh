@@ -3,7 +3,8 @@
 # every field docs/PERFORMANCE.md and the issue name, with values that agree with each other
 # (decode GB/s = tok/s x bytes per token, the percentages = achieved / measured), the model's
 # size, a peak RSS that is the model's and not the bandwidth probe's 1 GiB buffer, the AMX
-# fields exactly when the amx kernels run; the text report; bad arguments refused in one line.
+# fields exactly when the amx kernels run; the text report; the int8 peak probe of each kernel
+# level; bad arguments refused in one line.
 # No speed is asserted (speed is for benchmarks, not tests).
 set -u
 bin=${LLM8_BIN:-build/llm8}
@@ -85,6 +86,22 @@ for want in "^machine: read bandwidth" "^decode .* tok/s .*% of the measured ban
     grep -q "$want" "$tmp/b.txt" || missing="$missing [$want]"
 done
 if [ -z "$missing" ]; then ok "text report: $(grep -c . "$tmp/b.txt") lines"; else bad "text report lacks$missing: $(cat "$tmp/b.txt")"; fi
+
+# the int8 peak is measured with the instruction of the kernel level in use (LLM8_ISA)
+for isa in $("$bin" info | sed -n 's/^kernels available *//p'); do
+    case $isa in
+    scalar) want=c ;; avx512 | amx) want=avx512vnni ;; *) want=$isa ;;
+    esac
+    line=$(LLM8_ISA=$isa "$bin" bench -m "$tmp/demo-w8a8.gguf" -t 1 -p 16 -n 2 -r 1 2>&1 | grep "int8 peak")
+    amx_line=$(LLM8_ISA=$isa "$bin" bench -m "$tmp/demo-w8a8.gguf" -t 1 -p 16 -n 2 -r 1 2>&1 | grep -c "AMX-INT8 tile peak")
+    want_amx=0
+    [ "$isa" = amx ] && want_amx=1
+    if echo "$line" | grep -qE "int8 peak [1-9][0-9]* GOPS \($want\)" && [ "$amx_line" = "$want_amx" ]; then
+        ok "LLM8_ISA=$isa: ${line#*, }"
+    else
+        bad "LLM8_ISA=$isa: want the $want peak (AMX line: $amx_line): $line"
+    fi
+done
 
 # bad arguments: exit 2 (usage) or 1, and one line that names the problem
 for a in "-p 0" "-p 16,x" "-r 0" "-n -1" "-t 0" "-m $tmp/none"; do

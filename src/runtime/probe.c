@@ -56,7 +56,7 @@ static void run(l8_pool *pool, l8_pool_fn fn, void *ctx) {
 
 /* ---------------------------------------------------------------- read bandwidth */
 
-typedef enum { K_C, K_AVX2, K_AVX512, K_NEON, K_DOTPROD, K_I8MM } kernel;
+typedef enum { K_C, K_AVX2, K_AVX512, K_NEON, K_DOTPROD, K_I8MM, K_AVXVNNI, K_AMX } kernel;
 
 static kernel read_kernel(void) {
 #ifdef L8_PROBE_FORCE_KERNEL /* to test the fallbacks on a machine that has better */
@@ -73,7 +73,7 @@ static kernel read_kernel(void) {
 }
 
 const char *l8_probe_read_kernel(void) {
-    static const char *names[] = {"c", "avx2", "avx512", "neon", "neon", "neon"};
+    static const char *names[] = {"c", "avx2", "avx512", "neon", "neon", "neon", "avx2", "avx512"};
     return names[read_kernel()];
 }
 
@@ -204,26 +204,30 @@ double l8_probe_read_bandwidth(l8_pool *pool, size_t bytes, int repeats) {
 
 /* ---------------------------------------------------------------- int8 peak */
 
+/* The dot-product instruction of the kernel level in use (LLM8_ISA may force a lower one), so
+ * that the percentages `llm8 bench` prints are of the roof of the code that ran. */
 static kernel int8_kernel(void) {
 #ifdef L8_PROBE_FORCE_KERNEL /* to test the fallbacks on a machine that has better */
     return (kernel)L8_PROBE_FORCE_KERNEL;
 #endif
+    switch (l8_kernels_get()->isa) {
 #if L8_X86
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni")) return K_AVX512;
-    if (__builtin_cpu_supports("avx2")) return K_AVX2;
+    case L8_ISA_AMX: /* its vector peak; l8_probe_amx_peak measures the tiles */
+    case L8_ISA_AVX512: return K_AVX512;
+    case L8_ISA_AVXVNNI: return K_AVXVNNI;
+    case L8_ISA_AVX2: return K_AVX2;
 #endif
 #if L8_ARM
-    /* the instruction of the GEMM kernels that prefill runs (src/kernels/arm_*.c) */
-    unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
-    if ((hw & HWCAP_ASIMDDP) && (hw2 & HWCAP2_I8MM)) return K_I8MM;
-    if (hw & HWCAP_ASIMDDP) return K_DOTPROD;
-    return K_NEON;
+    case L8_ISA_I8MM: return K_I8MM;
+    case L8_ISA_DOTPROD: return K_DOTPROD;
+    case L8_ISA_NEON: return K_NEON;
 #endif
-    return K_C;
+    default: return K_C;
+    }
 }
 
 const char *l8_probe_int8_kernel(void) {
-    static const char *names[] = {"c", "avx2", "avx512vnni", "neon", "dotprod", "i8mm"};
+    static const char *names[] = {"c", "avx2", "avx512vnni", "neon", "dotprod", "i8mm", "avxvnni", "amx"};
     return names[int8_kernel()];
 }
 
@@ -273,6 +277,7 @@ __attribute__((target("avx2"))) static uint64_t int8_avx2(uint64_t iters, uint64
         c = _mm256_add_epi32(c, _mm256_madd_epi16(_mm256_maddubs_epi16(x, b), one));                           \
     } while (0)
     for (uint64_t i = 0; i < iters; i++) {
+        __asm__("" : "+x"(a), "+x"(b)); /* new operands every round: nothing is loop-invariant */
         STEP(c0);
         STEP(c1);
         STEP(c2);
@@ -330,6 +335,7 @@ static uint64_t int8_smull(uint64_t iters, uint64_t *sink) {
     int32x4_t c[8];
     for (int k = 0; k < 8; k++) c[k] = vdupq_n_s32(0);
     for (uint64_t i = 0; i < iters; i++) {
+        __asm__("" : "+w"(a), "+w"(b)); /* new operands every round: nothing is loop-invariant */
         for (int k = 0; k < 8; k += 2) { /* a copy per chain pair, hidden, so the products are not merged */
             int8x16_t x = a;
             __asm__("" : "+w"(x));
@@ -342,6 +348,62 @@ static uint64_t int8_smull(uint64_t iters, uint64_t *sink) {
     *sink += (uint64_t)(uint32_t)vgetq_lane_s32(s, 0);
     return iters * 4 * 16;
 }
+#endif
+
+#if L8_X86
+/* AMX-INT8: four independent tdpbssd (C0..C3 += A4|A5 . B6|B7) on full 16 x 64-byte tiles, the
+ * pattern of the amx level's matmuls without their loads; 16 x 16 x 64 multiply-adds each.
+ * Written as assembly like the kernels (no -mamx flags). */
+typedef struct amx_probe_cfg {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_probe_cfg;
+
+/* AVX-VNNI: vpdpbusd on ymm (VEX), as assembly like the kernels (x86_avx2.c). */
+__attribute__((target("avx2"))) static uint64_t int8_avxvnni(uint64_t iters, uint64_t *sink) {
+    __m256i a = _mm256_set1_epi8(3), b = _mm256_set1_epi8(-2);
+    /* named accumulators: asm operands that are array elements stay in memory */
+    __m256i c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0,
+            c9 = c0, c10 = c0, c11 = c0;
+#define L8_DP(c) __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(c) : "x"(a), "x"(b))
+    for (uint64_t i = 0; i < iters; i++) {
+        __asm__("" : "+x"(a), "+x"(b));
+        L8_DP(c0); L8_DP(c1); L8_DP(c2); L8_DP(c3); L8_DP(c4); L8_DP(c5);
+        L8_DP(c6); L8_DP(c7); L8_DP(c8); L8_DP(c9); L8_DP(c10); L8_DP(c11);
+    }
+#undef L8_DP
+    __m256i t = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(c0, c1), _mm256_add_epi32(c2, c3)),
+                                 _mm256_add_epi32(_mm256_add_epi32(c4, c5), _mm256_add_epi32(c6, c7)));
+    t = _mm256_add_epi32(t, _mm256_add_epi32(_mm256_add_epi32(c8, c9), _mm256_add_epi32(c10, c11)));
+    *sink += (uint64_t)(uint32_t)_mm256_extract_epi32(t, 0); /* wraps: the value is never used */
+    return iters * 12 * 32;
+}
+
+static uint64_t int8_amx(uint64_t iters, uint64_t *sink) {
+    amx_probe_cfg c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int i = 0; i < 8; i++) c.colsb[i] = 64, c.rows[i] = 16;
+    int8_t src[16 * 64] __attribute__((aligned(64)));
+    int32_t out[16 * 16] __attribute__((aligned(64)));
+    for (int i = 0; i < 16 * 64; i++) src[i] = (int8_t)(i * 7);
+    const int64_t s64 = 64;
+    __asm__ volatile("ldtilecfg %0" ::"m"(c));
+    __asm__ volatile("tilezero %%tmm0\n\ttilezero %%tmm1\n\ttilezero %%tmm2\n\ttilezero %%tmm3\n\t"
+                     "tileloadd (%[p],%[s],1), %%tmm4\n\ttileloadd (%[p],%[s],1), %%tmm5\n\t"
+                     "tileloadd (%[p],%[s],1), %%tmm6\n\ttileloadd (%[p],%[s],1), %%tmm7" ::[p] "r"(src),
+                     [s] "r"(s64)
+                     : "memory");
+    for (uint64_t i = 0; i < iters; i++)
+        __asm__ volatile("tdpbssd %%tmm6, %%tmm4, %%tmm0\n\ttdpbssd %%tmm7, %%tmm4, %%tmm1\n\t"
+                         "tdpbssd %%tmm6, %%tmm5, %%tmm2\n\ttdpbssd %%tmm7, %%tmm5, %%tmm3" ::
+                             : "memory");
+    __asm__ volatile("tilestored %%tmm0, (%[p],%[s],1)\n\ttilerelease" ::[p] "r"(out), [s] "r"(s64) : "memory");
+    *sink += (uint64_t)(uint32_t)out[0];
+    return iters * 4 * 16 * 16 * 64;
+}
+
 #endif
 
 static uint64_t int8_c(uint64_t iters, uint64_t *sink) {
@@ -370,6 +432,8 @@ typedef struct int8_job {
 static uint64_t int8_round(kernel k, uint64_t iters, uint64_t *sink) {
 #if L8_X86
     if (k == K_AVX512) return int8_avx512vnni(iters, sink);
+    if (k == K_AVXVNNI) return int8_avxvnni(iters, sink);
+    if (k == K_AMX) return int8_amx(iters, sink);
     if (k == K_AVX2) return int8_avx2(iters, sink);
 #endif
 #if L8_ARM
@@ -393,13 +457,13 @@ static void int8_fn(void *ctx, int ith, int nth) {
     j->rate[ith] = (double)macs / (t - t0);
 }
 
-double l8_probe_int8_peak(l8_pool *pool, double seconds) {
+static double peak_of(kernel k, l8_pool *pool, double seconds) {
     if (seconds <= 0) seconds = 0.2;
     int nth = pool ? l8_pool_size(pool) : 1;
     if (nth > MAX_THREADS) return 0;
     int8_job *j = calloc(1, sizeof *j);
     if (!j) return 0;
-    j->k = int8_kernel();
+    j->k = k;
     /* warm-up: wide vector units power up and the clock settles before the measured run */
     j->seconds = seconds * 0.1 < 0.02 ? seconds * 0.1 : 0.02;
     run(pool, int8_fn, j);
@@ -411,78 +475,12 @@ double l8_probe_int8_peak(l8_pool *pool, double seconds) {
     return total * 2 / 1e9;
 }
 
-#if L8_X86
-/* AMX-INT8: four independent tdpbssd (C0..C3 += A4|A5 . B6|B7) on full 16 x 64-byte tiles, the
- * pattern of the amx level's matmuls without their loads; 16 x 16 x 64 multiply-adds each.
- * Written as assembly like the kernels (no -mamx flags). */
-typedef struct amx_probe_cfg {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} amx_probe_cfg;
+double l8_probe_int8_peak(l8_pool *pool, double seconds) { return peak_of(int8_kernel(), pool, seconds); }
 
-static uint64_t int8_amx(uint64_t iters, uint64_t *sink) {
-    amx_probe_cfg c;
-    memset(&c, 0, sizeof c);
-    c.palette = 1;
-    for (int i = 0; i < 8; i++) c.colsb[i] = 64, c.rows[i] = 16;
-    int8_t src[16 * 64] __attribute__((aligned(64)));
-    int32_t out[16 * 16] __attribute__((aligned(64)));
-    for (int i = 0; i < 16 * 64; i++) src[i] = (int8_t)(i * 7);
-    const int64_t s64 = 64;
-    __asm__ volatile("ldtilecfg %0" ::"m"(c));
-    __asm__ volatile("tilezero %%tmm0\n\ttilezero %%tmm1\n\ttilezero %%tmm2\n\ttilezero %%tmm3\n\t"
-                     "tileloadd (%[p],%[s],1), %%tmm4\n\ttileloadd (%[p],%[s],1), %%tmm5\n\t"
-                     "tileloadd (%[p],%[s],1), %%tmm6\n\ttileloadd (%[p],%[s],1), %%tmm7" ::[p] "r"(src),
-                     [s] "r"(s64)
-                     : "memory");
-    for (uint64_t i = 0; i < iters; i++)
-        __asm__ volatile("tdpbssd %%tmm6, %%tmm4, %%tmm0\n\ttdpbssd %%tmm7, %%tmm4, %%tmm1\n\t"
-                         "tdpbssd %%tmm6, %%tmm5, %%tmm2\n\ttdpbssd %%tmm7, %%tmm5, %%tmm3" ::
-                             : "memory");
-    __asm__ volatile("tilestored %%tmm0, (%[p],%[s],1)\n\ttilerelease" ::[p] "r"(out), [s] "r"(s64) : "memory");
-    *sink += (uint64_t)(uint32_t)out[0];
-    return iters * 4 * 16 * 16 * 64;
-}
-
-typedef struct amx_job {
-    double seconds, rate[MAX_THREADS];
-    uint64_t sink[MAX_THREADS];
-} amx_job;
-
-static void amx_fn(void *ctx, int ith, int nth) {
-    (void)nth;
-    amx_job *j = ctx;
-    uint64_t macs = 0;
-    double t0 = now_s(), t;
-    do {
-        macs += int8_amx(2000, &j->sink[ith]);
-        t = now_s();
-    } while (t - t0 < j->seconds);
-    j->rate[ith] = (double)macs / (t - t0);
-}
-#endif
 
 double l8_probe_amx_peak(l8_pool *pool, double seconds) {
-#if L8_X86
-    if (!l8_kernels_for(L8_ISA_AMX)) return 0; /* no AMX-INT8, or the OS did not grant its state */
-    if (seconds <= 0) seconds = 0.2;
-    int nth = pool ? l8_pool_size(pool) : 1;
-    if (nth > MAX_THREADS) return 0;
-    amx_job *j = calloc(1, sizeof *j);
-    if (!j) return 0;
-    j->seconds = 0.02;
-    run(pool, amx_fn, j);
-    j->seconds = seconds;
-    run(pool, amx_fn, j);
-    double total = 0;
-    for (int i = 0; i < nth; i++) total += j->rate[i];
-    free(j);
-    return total * 2 / 1e9;
-#else
-    (void)pool, (void)seconds;
-    return 0;
-#endif
+    /* no AMX-INT8, or the OS did not grant its state */
+    return l8_kernels_for(L8_ISA_AMX) ? peak_of(K_AMX, pool, seconds) : 0;
 }
 
 /* ---------------------------------------------------------------- CPU topology */

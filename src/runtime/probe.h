@@ -24,9 +24,10 @@ double l8_probe_read_bandwidth(l8_pool *pool, size_t bytes, int repeats);
 /*
  * Peak int8 dot-product rate in GOPS (a multiply-accumulate counts 2): every thread of pool
  * (NULL: the caller alone) runs a loop of independent dot-product instructions that never
- * leave the registers, for about seconds (<= 0: 0.2) after a short warm-up. The kernel is the
- * best the CPU has: AVX-512 VNNI vpdpbusd on zmm, else AVX2 vpmaddubsw + vpmaddwd; on aarch64
- * SMMLA (i8mm), else SDOT (dotprod), else SMULL + SADALP; else C.
+ * leave the registers, for about seconds (<= 0: 0.2) after a short warm-up. The instruction is
+ * that of the kernel level in use (l8_kernels_get, after LLM8_ISA): AVX-512 VNNI vpdpbusd on zmm
+ * (avx512 and amx), AVX-VNNI vpdpbusd on ymm (avxvnni), AVX2 vpmaddubsw + vpmaddwd (avx2); on
+ * aarch64 SMMLA (i8mm), SDOT (dotprod), SMULL + SADALP (neon); else C.
  */
 double l8_probe_int8_peak(l8_pool *pool, double seconds);
 
@@ -37,7 +38,7 @@ double l8_probe_int8_peak(l8_pool *pool, double seconds);
  */
 double l8_probe_amx_peak(l8_pool *pool, double seconds);
 
-/* The kernels the probes use on this CPU: "avx512vnni" / "avx2" / "i8mm" / "dotprod" / "neon" / "c"
+/* The kernels the probes use on this CPU: "avx512vnni" / "avxvnni" / "avx2" / "i8mm" / "dotprod" / "neon" / "c"
  * and "avx512" / "avx2" / "neon" / "c". */
 const char *l8_probe_int8_kernel(void);
 const char *l8_probe_read_kernel(void);
