@@ -273,11 +273,11 @@ __attribute__((target("avx2"))) static uint64_t int8_avx2(uint64_t iters, uint64
 #define STEP(c)                                                                                                 \
     do {                                                                                                        \
         __m256i x = a;                                                                                          \
-        __asm__("" : "+x"(x));                                                                                  \
-        c = _mm256_add_epi32(c, _mm256_madd_epi16(_mm256_maddubs_epi16(x, b), one));                           \
+        __asm__ volatile("" : "+x"(x));                                                                         \
+        c = _mm256_add_epi32(c, _mm256_madd_epi16(_mm256_maddubs_epi16(x, b), one));                            \
     } while (0)
     for (uint64_t i = 0; i < iters; i++) {
-        __asm__("" : "+x"(a), "+x"(b)); /* new operands every round: nothing is loop-invariant */
+        __asm__ volatile("" : "+x"(a), "+x"(b)); /* volatile: a plain asm may be merged or hoisted */
         STEP(c0);
         STEP(c1);
         STEP(c2);
@@ -335,10 +335,11 @@ static uint64_t int8_smull(uint64_t iters, uint64_t *sink) {
     int32x4_t c[8];
     for (int k = 0; k < 8; k++) c[k] = vdupq_n_s32(0);
     for (uint64_t i = 0; i < iters; i++) {
-        __asm__("" : "+w"(a), "+w"(b)); /* new operands every round: nothing is loop-invariant */
+        __asm__ volatile("" : "+w"(a), "+w"(b)); /* volatile: a plain asm may be merged or hoisted */
+#pragma GCC unroll 4 /* the accumulators must live in registers, not in the array */
         for (int k = 0; k < 8; k += 2) { /* a copy per chain pair, hidden, so the products are not merged */
             int8x16_t x = a;
-            __asm__("" : "+w"(x));
+            __asm__ volatile("" : "+w"(x));
             c[k] = vpadalq_s16(c[k], vmull_s8(vget_low_s8(x), vget_low_s8(b)));
             c[k + 1] = vpadalq_s16(c[k + 1], vmull_high_s8(x, b));
         }
