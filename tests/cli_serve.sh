@@ -5,23 +5,8 @@
 # to sequential ones, cancellation of a client that leaves, SIGTERM with a stream running (exit 0,
 # no sanitizer report). Demo model (stories260k) and a random Llama-3-layout model with the real
 # Llama 3 tokenizer and chat template, made here.
-set -u
-bin=${LLM8_BIN:-build/llm8}
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/llm8-serve.XXXXXX")
-pids=()
-cleanup() {
-    for p in "${pids[@]}" $(jobs -p); do kill -9 "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-fail=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fail=1; }
-# check NAME CONDITION [DETAIL]: CONDITION is evaluated; DETAIL, printed on failure, was expanded
-# before the call (so it cannot show what the condition itself produces)
-check() { if eval "$2"; then ok "$1"; else bad "$1${3:+: $3}"; fi; }
+# bin, tmp, cleanup, ok/bad/check, start/ready/stop_server, metric: shared with the other server tests
+source tests/server/lib.sh
 
 # JSON and SSE helpers (python3 is already a test dependency)
 cat >"$tmp/j.py" <<'PY'
@@ -59,31 +44,6 @@ PY
 j() { python3 "$tmp/j.py" "$@"; }
 sse() { python3 "$tmp/sse.py" "$1" >"$1.json"; }
 
-# start NAME ARGS...: a server on a free port; sets port_NAME and pid_NAME
-start() {
-    local name=$1 port="" i
-    shift
-    "$bin" serve --port 0 "$@" 2>"$tmp/$name.log" &
-    local pid=$!
-    pids+=("$pid")
-    for i in $(seq 1 300); do
-        port=$(sed -n 's|.*listening on http://[^ ]*:\([0-9][0-9]*\)$|\1|p' "$tmp/$name.log")
-        { [ -n "$port" ] || ! kill -0 "$pid" 2>/dev/null; } && break
-        sleep 0.1
-    done
-    printf -v "port_$name" '%s' "$port"
-    printf -v "pid_$name" '%s' "$pid"
-    [ -n "$port" ] || { bad "server $name did not start: $(cat "$tmp/$name.log")"; exit 1; }
-}
-# ready PORT: until /health answers 200 (a minute at most)
-ready() {
-    local i
-    for i in $(seq 1 600); do
-        [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/health")" = 200 ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
 # req PORT METHOD PATH [BODY [curl args...]]: prints the status; the body in $tmp/body
 req() {
     local port=$1 method=$2 path=$3 body=${4-}
@@ -96,8 +56,6 @@ req() {
         curl -s -o "$tmp/body" -D "$tmp/headers" -w '%{http_code}' -X "$method" "$@" "http://127.0.0.1:$port$path"
     fi
 }
-# metric PORT NAME: a value of /metrics
-metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n { print $2 }'; }
 # err_is STATUS GOT PARAM CODE: the status, and an OpenAI error object with that param and code
 err_is() {
     [ "$2" = "$1" ] && [ "$(j "$tmp/body" '[d["error"]["param"], d["error"]["code"], type(d["error"]["message"]).__name__, d["error"]["type"] != ""]')" = "[$(quoted "$3"), $(quoted "$4"), \"str\", true]" ]

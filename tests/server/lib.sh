@@ -1,5 +1,6 @@
-# Shared by tests/cli_serve_{clients,load,faults}.sh (sourced): servers started on free ports and
-# always killed, checks, /metrics and /proc readings. The caller sets nothing; it gets $bin, $tmp,
+# Shared by tests/cli_serve.sh and tests/cli_serve_{clients,load,faults}.sh (sourced): servers
+# started on free ports and always killed, checks, /metrics and /proc readings. The caller sets
+# nothing; it gets $bin, $tmp,
 # ok/bad/check, start/ready/stop_server, metric, rss_kb, fd_count, is_sanitized, need_node.
 set -u
 bin=${LLM8_BIN:-build/llm8}
