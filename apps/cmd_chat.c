@@ -26,8 +26,11 @@ static bool print_piece(void *user, const char *text, size_t len, int32_t token)
 
 static void chat_usage(void) {
     printf("usage: llm8 chat [-m MODEL] [--system TEXT] [-n N] [--temp T] [--seed S] [-c CTX] [-t N]\n"
-           "                 [--lora DIR[:SCALE]] [--max-memory SIZE]\n"
+           "                 [--keep N] [--lora DIR[:SCALE]] [--max-memory SIZE]\n"
            "  one turn per line of input (a terminal or a pipe); the history is kept across turns.\n"
+           "  --keep N    when the context is full, drop the oldest exchanges (the system message\n"
+           "              stays) rather than refuse the turn; an answer that fills it keeps the first\n"
+           "              N tokens (at least the system message) and drops the older half of the rest\n"
            "  /reset      forget the conversation (keeps the system message)\n"
            "  /system T   set the system message and start over\n"
            "  /save FILE  save the conversation and its KV cache; /load FILE continues it\n"
@@ -61,6 +64,9 @@ int cmd_chat(int argc, char **argv) {
             if (!cli_int(a, cli_value(argc, argv, &i), 1, 1L << 24, &n_ctx)) return 2;
         } else if (!strcmp(a, "-t")) {
             if (!cli_int(a, cli_value(argc, argv, &i), 1, 1024, &threads)) return 2;
+        } else if (!strcmp(a, "--keep")) {
+            if (!cli_int(a, cli_value(argc, argv, &i), 0, 1L << 24, &lv)) return 2;
+            gp.n_keep = (int32_t)lv;
         } else if (!strcmp(a, "--temp")) {
             if (!cli_float(a, cli_value(argc, argv, &i), 0, 100, &temp)) return 2;
         } else if (!strcmp(a, "--seed")) {

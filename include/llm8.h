@@ -252,7 +252,12 @@ LLM8_API llm8_status llm8_session_load(llm8_session *s, const char *path);
 LLM8_API llm8_status llm8_session_set_system(llm8_session *s, const char *system);
 /* One turn: the user's message in, the assistant's answer streamed to cb (params as for
  * generation; end tokens stop it). The answer is in the history afterwards, even when aborted
- * or stopped by length (what was generated). stats->prompt_tokens counts the tokens prefilled. */
+ * or stopped by length (what was generated). stats->prompt_tokens counts the tokens prefilled.
+ * A turn whose conversation does not fit the context is refused (LLM8_STATUS_CONTEXT_FULL, the
+ * conversation unchanged) unless params->n_keep >= 0 (context shift): then the oldest exchanges
+ * (a user message and the answers after it; never the system message) leave the conversation
+ * until its rendering leaves a quarter of the context, or max_tokens if less, for the answer,
+ * and an answer that still fills the context keeps at least the system message's tokens. */
 LLM8_API llm8_status llm8_session_chat(llm8_session *s, const char *user_message, const llm8_generate_params *params,
                                        llm8_text_callback cb, void *user, llm8_run_stats *stats);
 /* Forgets the conversation (and the context), keeping the system message or not. */

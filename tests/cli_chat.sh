@@ -24,4 +24,12 @@ rm -f "$st" "$st.err"
 # run --chat renders the same first turn as chat
 r=$("$bin" run --chat -p "Once upon a time" -n 16 --temp 0 2>/dev/null)
 [ "$r" == "$a1" ] && echo "ok   run --chat = chat's first answer" || { echo "FAIL run --chat [$r] vs [$a1]"; fail=1; }
+# a conversation longer than the context: refused turns without --keep, all answered with it
+turns='Tell me a long story about a cat.\nAnd then?\nWhat did the dog say?\nMore!\n'
+n0=$(printf "$turns" | "$bin" chat --temp 0 -n 24 --ctx 64 2>&1 >/dev/null | grep -c "context has room")
+n1=$(printf "$turns" | "$bin" chat --temp 0 -n 24 --ctx 64 --keep 0 2>"$st.err" | grep -c .)
+[ "$n0" -ge 1 ] && echo "ok   --ctx 64 without --keep: $n0 turns refused" || { echo "FAIL no refusal without --keep"; fail=1; }
+[ "$n1" -eq 4 ] && ! grep -q "context" "$st.err" && echo "ok   --keep 0: the oldest exchanges leave, 4 answers" ||
+    { echo "FAIL --keep 0: $n1 answers: $(cat "$st.err")"; fail=1; }
+rm -f "$st.err"
 exit $fail

@@ -103,7 +103,76 @@ static void two_turns(const char *path, const char *system) {
     llm8_model_free(m);
 }
 
+/* A conversation longer than the context: without a context shift (n_keep < 0) a turn that does
+ * not fit is refused and leaves the conversation as it was; with n_keep >= 0 the oldest exchanges
+ * leave it (the system message stays) and every turn is answered, its prompt within the context. */
+static void overflowing(const char *path, const char *system) {
+    char err[512];
+    llm8_model *m;
+    assert(llm8_model_load(path, &m, err, sizeof err) == LLM8_STATUS_OK);
+    llm8_session_params sp = llm8_session_default_params();
+    sp.n_ctx = 96;
+    static const char *const turns[] = {"Tell me a long story about a cat.", "And then?", "What did the dog say?",
+                                        "More!", "How did it end?", "Tell it again."};
+    for (int shift = 0; shift < 2; shift++) {
+        llm8_session *s;
+        assert(llm8_session_create(m, &sp, &s, err, sizeof err) == LLM8_STATUS_OK);
+        if (system) assert(llm8_session_set_system(s, system) == LLM8_STATUS_OK);
+        llm8_generate_params gp = llm8_generate_default_params();
+        gp.max_tokens = 24;
+        gp.ignore_eos = true;
+        gp.sampling.temperature = 0;
+        gp.n_keep = shift ? 0 : -1;
+        int answered = 0, refused = 0;
+        for (size_t i = 0; i < sizeof turns / sizeof *turns; i++) {
+            int32_t before = llm8_session_n_messages(s);
+            text t = {.n = 0};
+            llm8_run_stats st;
+            llm8_status r = llm8_session_chat(s, turns[i], &gp, collect, &t, &st);
+            if (r == LLM8_STATUS_OK) {
+                answered++;
+                /* without a shift an answer may stop where the context ends */
+                CHECK(t.n > 0 && (st.generated_tokens == 24 || (!shift && st.stop_reason == LLM8_STOP_CONTEXT)),
+                      "%s turn %zu: an answer of 24 tokens (%d)", path, i, st.generated_tokens);
+            } else {
+                refused++;
+                CHECK(!shift && llm8_session_n_messages(s) == before, "%s turn %zu refused (%s): %s", path, i,
+                      shift ? "with a context shift" : "the conversation must be unchanged", llm8_session_last_error(s));
+            }
+            CHECK(llm8_session_n_past(s) <= sp.n_ctx, "the context holds at most n_ctx tokens");
+        }
+        if (shift) {
+            CHECK(answered == 6, "%s: with a context shift every turn is answered (%d of 6)", path, answered);
+            /* a turn after the shift still sees the system message: it is the conversation's first */
+            const char *saved = "/tmp/llm8_test_chat_shift.state";
+            CHECK(llm8_session_save(s, saved) == LLM8_STATUS_OK, "save");
+            FILE *f = fopen(saved, "rb");
+            char *buf = malloc(1 << 24);
+            assert(f && buf);
+            size_t len = fread(buf, 1, (1 << 24) - 1, f);
+            fclose(f);
+            /* the conversation is the file's JSON tail */
+            const char *want = "[{\"role\":\"system\"";
+            bool sys_first = !system;
+            for (size_t k = 0; system && k + strlen(want) <= len; k++)
+                if (!memcmp(buf + k, want, strlen(want))) sys_first = true;
+            CHECK(sys_first, "%s: the system message stays first after the oldest exchanges left", path);
+            CHECK(llm8_session_n_messages(s) < 2 * 6 + (system ? 1 : 0), "%s: some exchanges left (%d messages)", path,
+                  llm8_session_n_messages(s));
+            free(buf);
+            remove(saved);
+        } else {
+            CHECK(refused > 0, "%s: without a context shift the context fills and a turn is refused", path);
+        }
+        printf("  %s, n_ctx 96, %s: %d of 6 turns answered, %d messages kept\n", path,
+               shift ? "context shift" : "no shift", answered, llm8_session_n_messages(s));
+        llm8_session_free(s);
+    }
+    llm8_model_free(m);
+}
+
 int main(void) {
+    overflowing("models/stories260k", "You tell stories.");
     two_turns("models/stories260k", NULL);
     two_turns("models/stories260k", "You tell stories.");
     /* a random model in the Llama 3 layout, made at test time */
@@ -116,6 +185,7 @@ int main(void) {
              bin, out);
     CHECK(system(cmd) == 0, "convert the random Llama 3 model");
     two_turns(out, "You are a helpful assistant.");
+    overflowing(out, "You are a helpful assistant.");
     remove(out);
     printf("chat sessions: %d failures\n", failures);
     return failures ? 1 : 0;

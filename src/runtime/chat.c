@@ -90,6 +90,38 @@ static llm8_status render_ids(llm8_session *s, int32_t **ids, size_t *n) {
     return LLM8_STATUS_OK;
 }
 
+/* Drops the oldest exchange (a user message and what followed it up to the next user message)
+ * after the system message, never the last message (the turn being asked). false: none left. */
+static bool drop_oldest_exchange(llm8_session *s) {
+    size_t first = has_system(s) ? 1 : 0, n = json_array_size(s->messages), end = first + 1;
+    if (n < first + 2) return false;
+    while (end < n - 1) {
+        const char *role = json_string_value(json_object_get(json_array_get(s->messages, end), "role"));
+        if (role && !strcmp(role, "user")) break;
+        end++;
+    }
+    for (size_t i = first; i < end; i++) json_array_remove(s->messages, first);
+    return true;
+}
+
+/* The tokens of the system message's rendering that every rendering of the conversation starts
+ * with: what a context shift inside the answer keeps. */
+static int32_t system_prefix(llm8_session *s, const int32_t *ids, size_t n) {
+    if (!has_system(s)) return n > 0 && ids[0] == llm8_tokenizer_bos(s->model->tok) ? 1 : 0;
+    json_t *all = s->messages, *sys = json_array();
+    if (!sys) return 0;
+    json_array_append(sys, json_array_get(all, 0));
+    s->messages = sys;
+    int32_t *sid = NULL;
+    size_t sn = 0, k = 0;
+    if (!render_ids(s, &sid, &sn))
+        while (k < sn && k < n && sid[k] == ids[k]) k++;
+    s->messages = all;
+    json_decref(sys);
+    free(sid);
+    return (int32_t)k;
+}
+
 llm8_status llm8_session_chat(llm8_session *s, const char *user_message, const llm8_generate_params *params,
                               llm8_text_callback cb, void *user, llm8_run_stats *stats) {
     if (!s || !user_message) return LLM8_STATUS_INVALID_ARGUMENT;
@@ -103,10 +135,29 @@ llm8_status llm8_session_chat(llm8_session *s, const char *user_message, const l
     json_array_append_new(s->messages, m);
     int32_t *ids = NULL;
     size_t n = 0;
+    llm8_generate_params p = params ? *params : llm8_generate_default_params();
     if ((st = render_ids(s, &ids, &n))) {
         json_array_remove(s->messages, json_array_size(s->messages) - 1);
         l8_end_run(s);
         return st;
+    }
+    if (p.n_keep >= 0) {
+        /* context shift: the oldest exchanges leave the conversation until the prompt leaves a
+         * quarter of the context (or max_tokens, if less) for the answer */
+        size_t room = (size_t)s->n_ctx / 4;
+        if (p.max_tokens > 0 && (size_t)p.max_tokens < room) room = (size_t)p.max_tokens;
+        while (n + room > (size_t)s->n_ctx && drop_oldest_exchange(s)) {
+            free(ids);
+            ids = NULL;
+            if ((st = render_ids(s, &ids, &n))) {
+                json_array_remove(s->messages, json_array_size(s->messages) - 1);
+                l8_end_run(s);
+                return st;
+            }
+        }
+        int32_t sys = system_prefix(s, ids, n);
+        if (p.n_keep < sys) p.n_keep = sys;
+        if (p.n_keep >= s->n_ctx / 2) p.n_keep = s->n_ctx / 2 - 1;
     }
     /* the cached prefix: what the context already holds of this rendering (at least one token is
      * fed again, so that there are logits to sample from) */
@@ -115,7 +166,6 @@ llm8_status llm8_session_chat(llm8_session *s, const char *user_message, const l
     if (keep == n) keep = n - 1;
     s->n_past = (int32_t)keep;
 
-    llm8_generate_params p = params ? *params : llm8_generate_default_params();
     p.add_bos = false;
     reply r = {.cb = cb, .user = user};
     st = l8_generate_ids(s, ids + keep, n - keep, &p, keep_reply, &r, stats);
