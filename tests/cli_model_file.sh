@@ -60,6 +60,14 @@ rejects "unknown llm8 format version" "version 99" "$tmp/ver.gguf"
 off=$(grep -obUa "blk.4.ffn_up.weight" "$tmp/m.gguf" | head -1 | cut -d: -f1)
 cp "$tmp/m.gguf" "$tmp/miss.gguf" && printf '9' | dd of="$tmp/miss.gguf" bs=1 seek=$((off + 4)) conv=notrunc status=none
 rejects "missing tensor" "blk.4.ffn_up" "$tmp/miss.gguf"
+# a rotated file of an llm8 from before the final norm was stored with the rotation
+off=$(grep -obUa "rot_embd.norm" "$tmp/m.gguf" | head -1 | cut -d: -f1)
+if [ -n "$off" ]; then
+  cp "$tmp/m.gguf" "$tmp/old.gguf" && printf 'x' | dd of="$tmp/old.gguf" bs=1 seek=$((off + 12)) conv=notrunc status=none
+  rejects "older rotated file" "convert it again" "$tmp/old.gguf"
+else
+  bad "the w8a8 file has no rot_embd.norm tensor"
+fi
 # absurd dimension: llama.embedding_length's value
 off=$(grep -obUa "llama.embedding_length" "$tmp/m.gguf" | head -1 | cut -d: -f1)
 cp "$tmp/m.gguf" "$tmp/dim.gguf" && printf '\xff\xff\xff\x7f' | dd of="$tmp/dim.gguf" bs=1 seek=$((off + 22 + 4)) conv=notrunc status=none

@@ -186,7 +186,10 @@ static llm8_status bind_rotations(const l8_gguf *g, const llm8_model_info *m, l8
         return l8_fail(e, LLM8_STATUS_UNSUPPORTED, "%s: unknown rotation \"%.*s\"", l8_gguf_name(g), (int)len, s);
     f->rotated = true;
     const l8_gguf_tensor *fn = l8_gguf_find_tensor(g, "rot_embd.norm");
-    if (!fn || fn->type != L8_GGML_F32 || fn->n_dims != 1 || fn->ne[0] != m->n_embd)
+    if (!fn) /* files of llm8 before the final norm was stored with the rotation */
+        return l8_fail(e, LLM8_STATUS_UNSUPPORTED, "%s: rotated model without rot_embd.norm (an older llm8 file: convert it again)",
+                       l8_gguf_name(g));
+    if (fn->type != L8_GGML_F32 || fn->n_dims != 1 || fn->ne[0] != m->n_embd)
         return l8_fail(e, LLM8_STATUS_BAD_FORMAT, "%s: rotated model without a valid rot_embd.norm [%d]", l8_gguf_name(g),
                        m->n_embd);
     f->final_norm = fn->data;
