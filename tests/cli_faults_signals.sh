@@ -82,7 +82,9 @@ for sig in TERM INT; do
     bad "SIG$sig mid-generation: exit $rc after $ms ms (expected $want):"; sed 's/^/    /' "$tmp/err" | head -20
   elif [ "$lines" -ne 1 ] || ! grep -q "stopped by SIG$sig" "$tmp/err"; then
     bad "SIG$sig mid-generation: stderr:"; sed 's/^/    /' "$tmp/err" | head -20
-  elif [ "$(tail -c 1 "$tmp/out" | od -An -tx1 | tr -d ' ')" != 0a ] || [ "$(wc -c <"$tmp/out")" -lt 2 ]; then
+  # what was printed stays, and ends its line (the text may be only a newline: the sampled first
+  # token of this random model, with a random seed, is sometimes one)
+  elif [ "$(tail -c 1 "$tmp/out" | od -An -tx1 | tr -d ' ')" != 0a ]; then
     bad "SIG$sig mid-generation: the text so far is missing or does not end its line"
   else
     ok "SIG$sig mid-generation: exit $rc in $ms ms, $(wc -c <"$tmp/out") bytes of text kept; $(cat "$tmp/err")"
