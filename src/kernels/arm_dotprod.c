@@ -24,7 +24,7 @@
 
 #define L8_INLINE static inline __attribute__((always_inline))
 
-enum { XCORR_CAP = 16384, TOK_BLOCK = 4 };
+enum { TOK_BLOCK = 4 };
 
 L8_INLINE float32x4_t rescale_add(float32x4_t o, int32x4_t acc, float32x4_t ws, float32x4_t xs) {
     return vaddq_f32(o, vmulq_f32(vmulq_f32(vcvtq_f32_s32(acc), ws), xs));
@@ -250,33 +250,13 @@ static void tile_block(int q4, int T, const l8_qgeom *g, const uint8_t *wt, cons
 static void matmul_dotprod(int q4, float *out, const int8_t *xq, const float *xs, int64_t n, const l8_tensor *w,
                            int64_t r0, int64_t r1) {
     l8_qgeom g;
-    if (!l8_qgeom_init(&g, w) || g.ng > XCORR_CAP) {
+    if (!l8_qgeom_init(&g, w) || g.ng > L8_ARM_XCORR_CAP) {
         l8_matmul_q_scalar(out, xq, xs, n, w, r0, r1);
         return;
     }
     if (r1 > g.rows) r1 = g.rows;
     if (n <= 0 || r0 >= r1) return;
-    int32_t xcorr[XCORR_CAP];
-    float o[TOK_BLOCK * L8_TILE_ROWS];
-    int64_t chunk = q4 ? XCORR_CAP / g.ng : n;
-    int64_t tile_bytes = q4 ? 8 * g.kp : 16 * g.kp;
-    const uint8_t *data = (const uint8_t *)w->data;
-    for (int64_t t0 = 0; t0 < n; t0 += chunk) {
-        int64_t nt = n - t0 < chunk ? n - t0 : chunk;
-        const int8_t *x0 = xq + t0 * g.kp;
-        if (q4) l8_arm_q4_corrections(xcorr, x0, nt, &g);
-        for (int64_t tile = r0 / L8_TILE_ROWS; tile * L8_TILE_ROWS < r1; tile++) {
-            int64_t rb = tile * L8_TILE_ROWS;
-            int nr = r1 - rb < L8_TILE_ROWS ? (int)(r1 - rb) : L8_TILE_ROWS;
-            const uint8_t *wt = data + tile * tile_bytes;
-            int64_t sc0 = tile * g.ng * L8_TILE_ROWS;
-            for (int64_t tb = 0; tb < nt; tb += TOK_BLOCK) {
-                int T = nt - tb < TOK_BLOCK ? (int)(nt - tb) : TOK_BLOCK;
-                tile_block(q4, T, &g, wt, w->scales, sc0, x0 + tb * g.kp, xs + t0 + tb, xcorr + tb * g.ng, o);
-                for (int t = 0; t < T; t++) l8_arm_store_rows(out + (t0 + tb + t) * g.rows + rb, o + t * 16, nr);
-            }
-        }
-    }
+    l8_arm_matmul(q4, TOK_BLOCK, tile_block, out, xq, xs, n, w, &g, r0, r1);
 }
 
 void l8_matmul_q8_dotprod(float *out, const int8_t *xq, const float *xs, int64_t n, const l8_tensor *w, int64_t r0,

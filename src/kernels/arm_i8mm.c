@@ -31,7 +31,7 @@
 
 #define L8_INLINE static inline __attribute__((always_inline))
 
-enum { XCORR_CAP = 16384, PAIRS = 2, TOK_BLOCK = 2 * PAIRS };
+enum { PAIRS = 2, TOK_BLOCK = 2 * PAIRS };
 
 L8_INLINE float32x4_t rescale_add(float32x4_t o, int32x4_t acc, float32x4_t ws, float32x4_t xs) {
     return vaddq_f32(o, vmulq_f32(vmulq_f32(vcvtq_f32_s32(acc), ws), xs));
@@ -166,10 +166,22 @@ L8_INLINE void tile_q4(const int P, int T, const l8_qgeom *g, const uint8_t *wt,
     }
 }
 
+/* A block of T (1..4) tokens of one tile: one or two token pairs. */
+static void block_i8mm(int q4, int T, const l8_qgeom *g, const uint8_t *wt, const void *sc, int64_t sc0,
+                       const int8_t *x, const float *xs, const int32_t *xcorr, float *o) {
+    if (q4) {
+        if (T > 2) tile_q4(2, T, g, wt, sc, sc0, x, xs, xcorr, o);
+        else tile_q4(1, T, g, wt, sc, sc0, x, xs, xcorr, o);
+    } else {
+        if (T > 2) tile_q8(2, T, g, (const int8_t *)wt, sc, sc0, x, xs, o);
+        else tile_q8(1, T, g, (const int8_t *)wt, sc, sc0, x, xs, o);
+    }
+}
+
 static void matmul_i8mm(int q4, float *out, const int8_t *xq, const float *xs, int64_t n, const l8_tensor *w,
                         int64_t r0, int64_t r1) {
     l8_qgeom g;
-    if (n < 2 || !l8_qgeom_init(&g, w) || g.ng > XCORR_CAP) {
+    if (n < 2 || !l8_qgeom_init(&g, w) || g.ng > L8_ARM_XCORR_CAP) {
         /* decode, or grouping the SIMD kernels do not handle (the dotprod level then falls back to scalar) */
         if (q4) l8_matmul_q4_dotprod(out, xq, xs, n, w, r0, r1);
         else l8_matmul_q8_dotprod(out, xq, xs, n, w, r0, r1);
@@ -177,34 +189,7 @@ static void matmul_i8mm(int q4, float *out, const int8_t *xq, const float *xs, i
     }
     if (r1 > g.rows) r1 = g.rows;
     if (r0 >= r1) return;
-    int32_t xcorr[XCORR_CAP];
-    float o[TOK_BLOCK * L8_TILE_ROWS];
-    int64_t chunk = q4 ? XCORR_CAP / g.ng : n;
-    int64_t tile_bytes = q4 ? 8 * g.kp : 16 * g.kp;
-    const uint8_t *data = (const uint8_t *)w->data;
-    for (int64_t t0 = 0; t0 < n; t0 += chunk) {
-        int64_t nt = n - t0 < chunk ? n - t0 : chunk;
-        const int8_t *x0 = xq + t0 * g.kp;
-        if (q4) l8_arm_q4_corrections(xcorr, x0, nt, &g);
-        for (int64_t tile = r0 / L8_TILE_ROWS; tile * L8_TILE_ROWS < r1; tile++) {
-            int64_t rb = tile * L8_TILE_ROWS;
-            int nr = r1 - rb < L8_TILE_ROWS ? (int)(r1 - rb) : L8_TILE_ROWS;
-            const uint8_t *wt = data + tile * tile_bytes;
-            int64_t sc0 = tile * g.ng * L8_TILE_ROWS;
-            for (int64_t tb = 0; tb < nt; tb += TOK_BLOCK) {
-                int T = nt - tb < TOK_BLOCK ? (int)(nt - tb) : TOK_BLOCK;
-                const int8_t *x = x0 + tb * g.kp;
-                if (q4) {
-                    if (T > 2) tile_q4(2, T, &g, wt, w->scales, sc0, x, xs + t0 + tb, xcorr + tb * g.ng, o);
-                    else tile_q4(1, T, &g, wt, w->scales, sc0, x, xs + t0 + tb, xcorr + tb * g.ng, o);
-                } else {
-                    if (T > 2) tile_q8(2, T, &g, (const int8_t *)wt, w->scales, sc0, x, xs + t0 + tb, o);
-                    else tile_q8(1, T, &g, (const int8_t *)wt, w->scales, sc0, x, xs + t0 + tb, o);
-                }
-                for (int t = 0; t < T; t++) l8_arm_store_rows(out + (t0 + tb + t) * g.rows + rb, o + t * 16, nr);
-            }
-        }
-    }
+    l8_arm_matmul(q4, TOK_BLOCK, block_i8mm, out, xq, xs, n, w, &g, r0, r1);
 }
 
 static void matmul_q8_i8mm(float *out, const int8_t *xq, const float *xs, int64_t n, const l8_tensor *w, int64_t r0,

@@ -40,7 +40,7 @@
 
 #define L8_INLINE static inline __attribute__((always_inline))
 
-enum { XCORR_CAP = 16384, TOK_BLOCK = 2, Q4_CHUNK = 4 };
+enum { TOK_BLOCK = 2, Q4_CHUNK = 4 };
 
 /* ---------------------------------------------------------------- activation quantization */
 
@@ -243,43 +243,53 @@ L8_INLINE void tile_q4(const int T, const l8_qgeom *g, const uint8_t *wt, const 
     }
 }
 
+/* A block of T (1 or 2) tokens of one tile. */
+static void block_neon(int q4, int T, const l8_qgeom *g, const uint8_t *wt, const void *sc, int64_t sc0,
+                       const int8_t *x, const float *xs, const int32_t *xcorr, float *o) {
+    if (q4) {
+        if (T == 2) tile_q4(2, g, wt, sc, sc0, x, xs, xcorr, o);
+        else tile_q4(1, g, wt, sc, sc0, x, xs, xcorr, o);
+    } else {
+        if (T == 2) tile_q8(2, g, (const int8_t *)wt, sc, sc0, x, xs, o);
+        else tile_q8(1, g, (const int8_t *)wt, sc, sc0, x, xs, o);
+    }
+}
+
+void l8_arm_matmul(int q4, int tok_block, l8_arm_block_fn block, float *out, const int8_t *xq, const float *xs,
+                   int64_t n, const l8_tensor *w, const l8_qgeom *g, int64_t r0, int64_t r1) {
+    int32_t xcorr[L8_ARM_XCORR_CAP];
+    float o[4 * L8_TILE_ROWS];
+    int64_t chunk = q4 ? L8_ARM_XCORR_CAP / g->ng : n;
+    int64_t tile_bytes = q4 ? 8 * g->kp : 16 * g->kp;
+    const uint8_t *data = (const uint8_t *)w->data;
+    for (int64_t t0 = 0; t0 < n; t0 += chunk) {
+        int64_t nt = n - t0 < chunk ? n - t0 : chunk;
+        const int8_t *x0 = xq + t0 * g->kp;
+        if (q4) l8_arm_q4_corrections(xcorr, x0, nt, g);
+        for (int64_t tile = r0 / L8_TILE_ROWS; tile * L8_TILE_ROWS < r1; tile++) {
+            int64_t rb = tile * L8_TILE_ROWS;
+            int nr = r1 - rb < L8_TILE_ROWS ? (int)(r1 - rb) : L8_TILE_ROWS;
+            const uint8_t *wt = data + tile * tile_bytes;
+            int64_t sc0 = tile * g->ng * L8_TILE_ROWS;
+            for (int64_t tb = 0; tb < nt; tb += tok_block) {
+                int T = nt - tb < tok_block ? (int)(nt - tb) : tok_block;
+                block(q4, T, g, wt, w->scales, sc0, x0 + tb * g->kp, xs + t0 + tb, xcorr + tb * g->ng, o);
+                for (int t = 0; t < T; t++) l8_arm_store_rows(out + (t0 + tb + t) * g->rows + rb, o + t * 16, nr);
+            }
+        }
+    }
+}
+
 L8_INLINE void matmul_neon(const int q4, float *out, const int8_t *xq, const float *xs, int64_t n,
                            const l8_tensor *w, int64_t r0, int64_t r1) {
     l8_qgeom g;
-    if (!l8_qgeom_init(&g, w) || g.ng > XCORR_CAP) {
+    if (!l8_qgeom_init(&g, w) || g.ng > L8_ARM_XCORR_CAP) {
         l8_matmul_q_scalar(out, xq, xs, n, w, r0, r1);
         return;
     }
     if (r1 > g.rows) r1 = g.rows;
     if (n <= 0 || r0 >= r1) return;
-    int32_t xcorr[XCORR_CAP];
-    float o[TOK_BLOCK * L8_TILE_ROWS];
-    int64_t chunk = q4 ? XCORR_CAP / g.ng : n;
-    int64_t tile_bytes = q4 ? 8 * g.kp : 16 * g.kp;
-    const uint8_t *data = (const uint8_t *)w->data;
-    for (int64_t t0 = 0; t0 < n; t0 += chunk) {
-        int64_t nt = n - t0 < chunk ? n - t0 : chunk;
-        const int8_t *x0 = xq + t0 * g.kp;
-        if (q4) l8_arm_q4_corrections(xcorr, x0, nt, &g);
-        for (int64_t tile = r0 / L8_TILE_ROWS; tile * L8_TILE_ROWS < r1; tile++) {
-            int64_t rb = tile * L8_TILE_ROWS;
-            int nr = r1 - rb < L8_TILE_ROWS ? (int)(r1 - rb) : L8_TILE_ROWS;
-            const uint8_t *wt = data + tile * tile_bytes;
-            int64_t sc0 = tile * g.ng * L8_TILE_ROWS;
-            for (int64_t tb = 0; tb < nt; tb += TOK_BLOCK) {
-                int T = nt - tb < TOK_BLOCK ? (int)(nt - tb) : TOK_BLOCK;
-                const int8_t *x = x0 + tb * g.kp;
-                if (q4) {
-                    if (T == 2) tile_q4(2, &g, wt, w->scales, sc0, x, xs + t0 + tb, xcorr + tb * g.ng, o);
-                    else tile_q4(1, &g, wt, w->scales, sc0, x, xs + t0 + tb, xcorr + tb * g.ng, o);
-                } else {
-                    if (T == 2) tile_q8(2, &g, (const int8_t *)wt, w->scales, sc0, x, xs + t0 + tb, o);
-                    else tile_q8(1, &g, (const int8_t *)wt, w->scales, sc0, x, xs + t0 + tb, o);
-                }
-                for (int t = 0; t < T; t++) l8_arm_store_rows(out + (t0 + tb + t) * g.rows + rb, o + t * 16, nr);
-            }
-        }
-    }
+    l8_arm_matmul(q4, TOK_BLOCK, block_neon, out, xq, xs, n, w, &g, r0, r1);
 }
 
 static void matmul_q8_neon(float *out, const int8_t *xq, const float *xs, int64_t n, const l8_tensor *w, int64_t r0,

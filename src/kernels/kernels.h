@@ -195,6 +195,15 @@ void l8_fwht_scalar(float *x, int64_t h, int64_t nblocks, float norm);
  * matmuls (the i8mm level's decode path). */
 void l8_arm_q4_corrections(int32_t *xcorr, const int8_t *xq, int64_t nt, const l8_qgeom *g);
 void l8_arm_store_rows(float *out, const float *o, int nr);
+/* The loops the three aarch64 levels share (arm_neon.c): over chunks of tokens (Q4: as many as
+ * the corrections buffer holds), the tiles of rows [r0, r1) and blocks of up to tok_block (<= 4)
+ * tokens; block computes one block's 16 outputs per token into o (token t at o + 16 t). g is w's
+ * geometry (l8_qgeom_init succeeded, g->ng <= L8_ARM_XCORR_CAP); n >= 1, r0 < r1 <= rows. */
+enum { L8_ARM_XCORR_CAP = 16384 };
+typedef void (*l8_arm_block_fn)(int q4, int T, const l8_qgeom *g, const uint8_t *wt, const void *sc, int64_t sc0,
+                                const int8_t *x, const float *xs, const int32_t *xcorr, float *o);
+void l8_arm_matmul(int q4, int tok_block, l8_arm_block_fn block, float *out, const int8_t *xq, const float *xs,
+                   int64_t n, const l8_tensor *w, const l8_qgeom *g, int64_t r0, int64_t r1);
 void l8_matmul_q8_dotprod(float *out, const int8_t *xq, const float *xs, int64_t n, const l8_tensor *w, int64_t r0,
                           int64_t r1);
 void l8_matmul_q4_dotprod(float *out, const int8_t *xq, const float *xs, int64_t n, const l8_tensor *w, int64_t r0,
